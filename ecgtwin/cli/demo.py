@@ -1,0 +1,48 @@
+"""``ecgtwin demo``: the main job on the bundled default.
+
+Generates twins of one bundled PTB-XL patient under two target conditions with
+the bundled model, writes them as WFDB records + PNG comparisons and prints
+where they are. It is ``generate-ecg`` run twice with fixed arguments.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from ecgtwin.paths import BUNDLED_SAMPLE
+
+DEMO_RECORD = "records100/01000/01495_lr"
+"""Reference of the demo patient (PTB-XL ecg_id 1495, patient 11568: NORM, later inferior MI)."""
+DEMO_CONDITIONS: tuple[str, ...] = ("NORM", "MI")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ecgtwin demo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    p.add_argument("--reference", default=str(BUNDLED_SAMPLE / DEMO_RECORD), help="reference WFDB record")
+    p.add_argument("--conditions", nargs="+", default=list(DEMO_CONDITIONS), help="target conditions, one twin set each")
+    p.add_argument("--num", type=int, default=2, help="twins per condition (default 2)")
+    p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25, DPM-Solver++ 2M)")
+    p.add_argument("--checkpoint", default=None, help="model bundle (default: the bundled model)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ecgtwin.cli.generate import main as generate_main
+
+    out = Path(args.out)
+    for condition in args.conditions:
+        gen_args = ["--reference", args.reference, "--condition", condition, "--num", str(args.num),
+                    "--steps", str(args.steps), "--seed", str(args.seed), "--out", str(out), "--plot"]
+        if args.checkpoint:
+            gen_args += ["--checkpoint", args.checkpoint]
+        rc = generate_main(gen_args)
+        if rc != 0:
+            return rc
+    print(f"\necgtwin demo: twins of {Path(args.reference).name} under {', '.join(args.conditions)} "
+          f"are in {out.resolve()} (WFDB .hea/.dat, PNG plots, manifest.csv)")
+    return 0

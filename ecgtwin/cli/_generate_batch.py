@@ -1,0 +1,317 @@
+"""The work behind ``generate-ecg``: requests -> twin jobs -> batches -> WFDB records + manifest rows.
+
+A *job* is one twin: request ``r``, index ``i`` (``0 <= i < r.num``), seed
+``r.seed + i`` and the deterministic record name of
+:func:`~ecgtwin.io.manifest.twin_record_name`. Jobs whose record is already
+listed in ``out_dir/manifest.csv`` and on disk are skipped (resume); the rest
+are cut into batches of ``batch_size`` across references, generated with
+``TwinModel.generate`` and written one by one (record, optional PNG, manifest
+row), so an interruption loses at most the batch in flight.
+
+Everything that can be checked is checked in :func:`prepare_jobs`, before the
+first twin is generated; problems raise :class:`UsageError` with a message for
+the user.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import wfdb
+from tqdm import tqdm
+
+from ecgtwin import __version__
+from ecgtwin.cli.generate import UsageError
+from ecgtwin.constants import N_LEADS
+from ecgtwin.io.manifest import OutputManifest, TwinRequest, TwinRow, check_unique_record_names, twin_record_name
+from ecgtwin.io.wfdb_io import ECGInputError, Reference, read_reference, write_twin
+from ecgtwin.viz.ecg_plot import plot_twin_comparison
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How every twin of a run is sampled (recorded in headers and manifest rows)."""
+
+    sampler: str = "dpmpp_2m"
+    steps: int = 25
+    guidance_condition: float = 1.0
+    guidance_person: float = 1.0
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class ReferenceOptions:
+    """Command-line facts about the references; None = from the header comments (age, sex) or the API (HR)."""
+
+    labels: tuple[str, ...] | None = None
+    hr: float | None = None
+    age: float | None = None
+    sex: str | None = None
+
+
+@dataclass(frozen=True)
+class TwinJob:
+    """One twin to generate: twin ``index`` of ``request``."""
+
+    request: TwinRequest
+    index: int
+    record_name: str
+
+    @property
+    def seed(self) -> int:
+        """Per-twin seed: ``request.seed + index``."""
+        return self.request.seed + self.index
+
+
+@dataclass
+class Plan:
+    """Checked jobs of a run: ``pending`` to generate (with their specs), ``done`` already written."""
+
+    pending: list[TwinJob]
+    specs: list[Any]
+    done: list[TwinJob]
+    references: dict[Path, Reference]
+
+
+@dataclass
+class RunSummary:
+    """What a run did; ``interrupted`` is set when it stopped early (Ctrl-C)."""
+
+    out_dir: Path
+    manifest_path: Path
+    written: int = 0
+    skipped: int = 0
+    plotted: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    written_names: list[str] = field(default_factory=list)
+
+    def report(self, sampling: SamplingOptions, checkpoint_hash: str) -> str:
+        """The short summary printed at the end of a run."""
+        per_twin = f"{self.seconds / self.written:.2f} s per twin" if self.written else "nothing generated"
+        lines = [
+            f"generate-ecg: {self.written} twin(s) written, {self.skipped} already there (skipped)"
+            + (f", {self.plotted} plot(s)" if self.plotted else ""),
+            f"  records:  {self.out_dir.resolve()}",
+            f"  manifest: {self.manifest_path.resolve()}",
+            f"  {per_twin} (sampler {sampling.sampler}, {sampling.steps} steps, checkpoint {checkpoint_hash})",
+        ]
+        return "\n".join(lines)
+
+
+def _where(request: TwinRequest) -> str:
+    return f"manifest line {request.line}" if request.line else "command line"
+
+
+def canonical_labels(labels: Sequence[str], vocabulary: Any, what: str) -> tuple[str, ...]:
+    """Vocabulary spelling of ``labels`` (``"mi"`` -> ``"MI"``); an unknown one raises :class:`UsageError`
+    with the close matches of ``LabelVocabulary.index``."""
+    names: list[str] = []
+    for label in labels:
+        try:
+            names.append(vocabulary.names[vocabulary.index(label)])
+        except KeyError as exc:
+            raise UsageError(f"{what}: {exc.args[0]}") from None
+    return tuple(dict.fromkeys(names))
+
+
+def canonical_requests(requests: Sequence[TwinRequest], vocabulary: Any) -> list[TwinRequest]:
+    """Requests with vocabulary-spelled conditions; record names re-checked for collisions."""
+    out = [
+        dataclasses.replace(r, conditions=canonical_labels(r.conditions, vocabulary, f"{_where(r)}: condition"))
+        for r in requests
+    ]
+    try:
+        check_unique_record_names(out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return out
+
+
+def plan_jobs(requests: Sequence[TwinRequest]) -> list[TwinJob]:
+    """All twins of ``requests`` in request order, ``num`` per request."""
+    return [TwinJob(r, i, name) for r in requests for i, name in enumerate(r.record_names())]
+
+
+def check_settings_match(done: Sequence[TwinJob], manifest: OutputManifest, sampling: SamplingOptions,
+                         checkpoint_hash: str) -> None:
+    """Refuse to silently skip twins that were made with other sampling settings or another checkpoint."""
+    rows = {row["record_name"]: row for row in manifest.rows()}
+    now = {"sampler": sampling.sampler, "steps": sampling.steps, "guidance_condition": sampling.guidance_condition,
+           "guidance_base": sampling.guidance_person, "checkpoint": checkpoint_hash}
+    for job in done:
+        row = rows[job.record_name]
+        for key, value in now.items():
+            same = row[key] == value if isinstance(value, str) else _same_number(row[key], value)
+            if not same:
+                raise UsageError(
+                    f"{manifest.out_dir} already holds twin {job.record_name} made with {key}={row[key]} "
+                    f"(this run: {value}); pass --overwrite to replace such twins, or choose another --out"
+                )
+
+
+def _same_number(text: str, value: float) -> bool:
+    try:
+        return abs(float(text) - float(value)) <= 1e-9
+    except ValueError:
+        return False
+
+
+def load_references(jobs: Sequence[TwinJob], fs: int, length: int) -> dict[Path, Reference]:
+    """Read each distinct reference of ``jobs`` once (``read_reference`` at the model's fs and duration)."""
+    references: dict[Path, Reference] = {}
+    for job in jobs:
+        path = job.request.reference
+        if path in references:
+            continue
+        try:
+            references[path] = read_reference(path, target_fs=fs, seconds=length / fs)
+        except ECGInputError as exc:
+            raise UsageError(f"{_where(job.request)}: {exc}") from None
+    return references
+
+
+def build_spec(job: TwinJob, reference: Reference, options: ReferenceOptions, spec_class: Callable[..., Any]) -> Any:
+    """The ``TwinSpec`` of one job; reference age/sex from the command line, else from the record's header."""
+    request = job.request
+    return spec_class(
+        reference=reference.signal,
+        labels=list(request.conditions),
+        hr=request.hr,
+        age=request.age,
+        sex=request.sex,
+        seed=job.seed,
+        reference_labels=list(options.labels) if options.labels is not None else None,
+        reference_hr=options.hr,
+        reference_age=options.age if options.age is not None else reference.age,
+        reference_sex=options.sex if options.sex is not None else reference.sex,
+    )
+
+
+def prepare_jobs(requests: Sequence[TwinRequest], model: Any, manifest: OutputManifest, sampling: SamplingOptions,
+                 reference_options: ReferenceOptions, spec_class: Callable[..., Any], overwrite: bool,
+                 plot: bool) -> Plan:
+    """Check everything against the loaded model and the output folder; nothing is generated yet."""
+    requests = canonical_requests(requests, model.vocabulary)
+    jobs = plan_jobs(requests)
+    done = [] if overwrite else [j for j in jobs if manifest.already_written(j.record_name)]
+    done_names = {j.record_name for j in done}
+    pending = [j for j in jobs if j.record_name not in done_names]
+    check_settings_match(done, manifest, sampling, model.checkpoint_hash)
+    unplotted = [j for j in done if plot and not png_path(manifest.out_dir, j).is_file()]
+    references = load_references(pending + unplotted, model.fs, model.length)
+    specs = [build_spec(j, references[j.request.reference], reference_options, spec_class) for j in pending]
+    for job, spec in zip(pending, specs):
+        try:
+            model.validate(spec)
+        except ValueError as exc:
+            raise UsageError(f"{_where(job.request)}: twin {job.record_name}: {exc}") from None
+    return Plan(pending=pending, specs=specs, done=done, references=references)
+
+
+def _fmt(value: float | str | None, unknown: str = "unknown") -> str:
+    if value is None:
+        return unknown
+    return f"{value:g}" if isinstance(value, float | int) else str(value)
+
+
+def twin_comments(job: TwinJob, spec: Any, reference: Reference, sampling: SamplingOptions, model: Any) -> dict[str, str]:
+    """Provenance header comments of one twin (``age``/``sex`` keys are read back by ``read_reference``)."""
+    return {
+        "reference": str(reference.path.resolve()),
+        "target_labels": ";".join(sorted(job.request.conditions)),
+        "hr": _fmt(spec.hr),
+        "age": _fmt(spec.age),
+        "sex": _fmt(spec.sex),
+        "reference_labels": ";".join(spec.reference_labels) if spec.reference_labels else "unknown (null condition)",
+        "reference_hr": _fmt(spec.reference_hr, "estimated from the reference"),
+        "reference_age": _fmt(spec.reference_age),
+        "reference_sex": _fmt(spec.reference_sex),
+        "sampler": sampling.sampler,
+        "steps": str(sampling.steps),
+        "guidance_condition": _fmt(float(sampling.guidance_condition)),
+        "guidance_person": _fmt(float(sampling.guidance_person)),
+        "seed": str(job.seed),
+        "checkpoint": str(model.checkpoint_hash),
+        "checkpoint_file": Path(model.checkpoint_path).name,
+        "ecgtwin_version": __version__,
+    }
+
+
+def twin_row(job: TwinJob, hea: Path, sampling: SamplingOptions, checkpoint_hash: str) -> TwinRow:
+    """The output-manifest row of a written twin (``guidance_base`` is the person/base-vector guidance scale)."""
+    request = job.request
+    return TwinRow(
+        record_name=job.record_name, path=str(hea), reference=str(request.reference.resolve()),
+        labels=";".join(sorted(request.conditions)), hr=request.hr, age=request.age, sex=request.sex,
+        sampler=sampling.sampler, steps=sampling.steps, guidance_base=sampling.guidance_person,
+        guidance_condition=sampling.guidance_condition, seed=job.seed, checkpoint=checkpoint_hash,
+    )
+
+
+def png_path(out_dir: Path, job: TwinJob) -> Path:
+    """Comparison plot of a twin: ``out_dir/<record_name>.png``."""
+    return out_dir / f"{job.record_name}.png"
+
+
+def plot_job(out_dir: Path, job: TwinJob, reference: Reference, twin: np.ndarray, fs: int) -> Path:
+    """PNG with the reference printout above the twin's."""
+    request = job.request
+    target = ", ".join(request.conditions)
+    extras = " ".join(f"{k} {_fmt(v)}" for k, v in (("HR", request.hr), ("age", request.age), ("sex", request.sex))
+                      if v is not None)
+    titles = [f"reference {reference.record_name}", f"twin {job.record_name}: {target} {extras} (seed {job.seed})"]
+    return plot_twin_comparison(reference.signal, [twin], fs, titles=titles, path=png_path(out_dir, job))
+
+
+def run_plan(plan: Plan, model: Any, manifest: OutputManifest, sampling: SamplingOptions, plot: bool,
+             progress: bool = True) -> RunSummary:
+    """Generate the pending twins batch by batch and write record, PNG, manifest row for each.
+
+    A twin counts as written once its manifest row is appended (after its
+    record and PNG), so a rerun redoes exactly the unfinished ones. Ctrl-C
+    drops the twins in flight and sets ``interrupted``; any other exception
+    propagates. Either way the finished twins stay complete on disk.
+    """
+    out_dir = manifest.out_dir
+    summary = RunSummary(out_dir=out_dir, manifest_path=manifest.path, skipped=len(plan.done))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for job in plan.done:  # e.g. a rerun with --plot after a run without it
+        if plot and not png_path(out_dir, job).is_file():
+            twin = wfdb.rdrecord(str(out_dir / job.record_name)).p_signal.T  # (12, L) mV
+            plot_job(out_dir, job, plan.references[job.request.reference], twin, model.fs)
+            summary.plotted += 1
+    start = time.perf_counter()
+    bar = tqdm(total=len(plan.pending), unit="twin", desc="generate-ecg", disable=not progress or not plan.pending)
+    try:
+        for first in range(0, len(plan.pending), sampling.batch_size):
+            jobs = plan.pending[first:first + sampling.batch_size]
+            specs = plan.specs[first:first + sampling.batch_size]
+            signals = np.asarray(model.generate(
+                specs, sampler=sampling.sampler, steps=sampling.steps, guidance_condition=sampling.guidance_condition,
+                guidance_person=sampling.guidance_person, batch_size=sampling.batch_size, progress=False,
+            ))
+            if signals.shape != (len(jobs), N_LEADS, model.length):
+                raise RuntimeError(f"TwinModel.generate returned {signals.shape}, expected {(len(jobs), N_LEADS, model.length)}")
+            for job, spec, signal in zip(jobs, specs, signals):  # signal: (12, L) mV
+                reference = plan.references[job.request.reference]
+                hea = write_twin(out_dir, job.record_name, signal, model.fs,
+                                 twin_comments(job, spec, reference, sampling, model))
+                if plot:
+                    plot_job(out_dir, job, reference, signal, model.fs)
+                    summary.plotted += 1
+                manifest.append(twin_row(job, hea, sampling, model.checkpoint_hash))
+                summary.written += 1
+                summary.written_names.append(job.record_name)
+                bar.update(1)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+    return summary

@@ -1,0 +1,229 @@
+"""generate-ecg: personalised 12-lead ECG twins of your own reference record.
+
+One reference:
+  generate-ecg --reference data/ptbxl_sample/records100/01000/01495_lr --condition MI --num 3 --out twins --plot
+
+Thousands of twins (one CSV row per reference x target condition; columns
+reference, condition [, hr, age, sex, num, seed]; see ecgtwin.io.manifest):
+  generate-ecg --manifest requests.csv --out twins --batch-size 64 --device cuda
+
+Each twin is a WFDB record (out/<name>.hea/.dat, mV, PTB-XL lead order) whose
+header comments carry its provenance (reference, labels, sampler, seed,
+checkpoint hash, ...), listed in out/manifest.csv. Rerunning the same command
+resumes: twins already written are skipped. Twin i of --num N --seed S uses
+seed S + i, so the same command always gives the same twins.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM
+
+SAMPLERS: tuple[str, ...] = ("dpmpp_2m", "ddim", "ddpm")
+DEFAULT_STEPS: dict[str, int] = {"dpmpp_2m": 25, "ddim": 25, "ddpm": 1000}
+"""Steps when --steps is not given: DPM-Solver++ 2M and DDIM are few-step samplers, DDPM is 1000-step ancestral."""
+PER_TWIN_OPTIONS: tuple[str, ...] = ("condition", "hr", "age", "sex", "num", "seed")
+"""Options that a --manifest gives per row (its columns) and so may not be given on the command line."""
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+_SEXES = {"m": "M", "male": "M", "f": "F", "female": "F"}
+
+
+class UsageError(Exception):
+    """A problem with the user's input, found before generation: printed without traceback, exit code 2."""
+
+
+def _sex(text: str) -> str:
+    key = text.strip().lower()
+    if key not in _SEXES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not M or F")
+    return _SEXES[key]
+
+
+def _labels(text: str) -> tuple[str, ...]:
+    labels = tuple(dict.fromkeys(p.strip() for p in text.replace(";", ",").split(",") if p.strip()))
+    if not labels:
+        raise argparse.ArgumentTypeError("give at least one label, e.g. MI or MI,STTC")
+    return labels
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``generate-ecg`` argument parser (no heavy imports)."""
+    p = argparse.ArgumentParser(prog="generate-ecg", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = p.add_argument_group("input (one of)").add_mutually_exclusive_group(required=True)
+    source.add_argument("--reference", metavar="RECORD", help="12-lead WFDB record (path with or without .hea)")
+    source.add_argument("--manifest", metavar="FILE.csv", help="batch request CSV, one row per reference x condition")
+
+    target = p.add_argument_group("target (with --reference; per row with --manifest)")
+    target.add_argument("--condition", type=_labels, metavar="LABEL[,LABEL...]",
+                        help="target diagnosis label(s) of the model's vocabulary, e.g. MI or MI,STTC")
+    target.add_argument("--hr", type=float, metavar="BPM", help="target heart rate (default: unknown)")
+    target.add_argument("--age", type=float, metavar="YEARS", help="target age (default: unknown)")
+    target.add_argument("--sex", type=_sex, metavar="M|F", help="target sex (default: unknown)")
+    target.add_argument("--num", type=int, metavar="N", help="number of twins (default 1)")
+    target.add_argument("--seed", type=int, metavar="SEED", help="seed of twin 0; twin i uses SEED + i (default 0)")
+
+    ref = p.add_argument_group("reference facts (apply to every reference)")
+    ref.add_argument("--reference-condition", type=_labels, metavar="LABEL[,..]",
+                     help="the reference's own labels (default: unknown, the null condition)")
+    ref.add_argument("--reference-hr", type=float, metavar="BPM", help="default: estimated from the signal")
+    ref.add_argument("--reference-age", type=float, metavar="YEARS", help="default: from the header comments")
+    ref.add_argument("--reference-sex", type=_sex, metavar="M|F", help="default: from the header comments")
+
+    gen = p.add_argument_group("sampling")
+    gen.add_argument("--sampler", choices=SAMPLERS, default="dpmpp_2m", help="default dpmpp_2m")
+    gen.add_argument("--steps", type=int, metavar="K", help="sampler steps (default 25; 1000 for ddpm)")
+    gen.add_argument("--guidance-condition", type=float, default=1.0, metavar="S",
+                     help="classifier-free guidance scale of the target condition (default 1.0)")
+    gen.add_argument("--guidance-person", type=float, default=1.0, metavar="S",
+                     help="guidance scale of the reference's base vector (default 1.0)")
+    gen.add_argument("--checkpoint", metavar="CKPT", help="model bundle (default: the bundled model)")
+    gen.add_argument("--batch-size", type=int, default=16, metavar="B", help="twins per model call (default 16)")
+    gen.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--out", required=True, metavar="DIR", help="output folder (created; reruns resume)")
+    out.add_argument("--plot", action="store_true", help="also write a PNG per twin (reference above twin)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="regenerate twins already in --out instead of skipping them")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _check_range(value: float | None, option: str, bounds: tuple[float, float]) -> None:
+    if value is not None and not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
+        raise UsageError(f"{option} {value:g} is outside the plausible range {bounds[0]:g}-{bounds[1]:g}")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Everything checkable without the model; fills defaults (num, seed, steps). Raises :class:`UsageError`."""
+    if args.manifest is not None:
+        given = [f"--{name}" for name in PER_TWIN_OPTIONS if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot be combined with --manifest: give them per row "
+                         f"(manifest columns {', '.join(n for n in PER_TWIN_OPTIONS if n != 'condition')})")
+    elif args.condition is None:
+        raise UsageError("--condition is required with --reference (e.g. --condition MI or --condition MI,STTC)")
+    args.num = 1 if args.num is None else args.num
+    args.seed = 0 if args.seed is None else args.seed
+    args.steps = DEFAULT_STEPS[args.sampler] if args.steps is None else args.steps
+    for option, value in (("--num", args.num), ("--steps", args.steps), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise UsageError(f"{option} must be at least 1, got {value}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    for option in ("--hr", "--reference-hr"):
+        _check_range(getattr(args, option[2:].replace("-", "_")), option, HR_RANGE_BPM)
+    for option in ("--age", "--reference-age"):
+        _check_range(getattr(args, option[2:].replace("-", "_")), option, AGE_RANGE_YEARS)
+    for option in ("--guidance-condition", "--guidance-person"):
+        value = getattr(args, option[2:].replace("-", "_"))
+        if not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"{option} must be a finite number >= 0, got {value}")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        raise UsageError(f"--device {args.device!r} is not cpu, cuda or cuda:N")
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if args.checkpoint is not None and not Path(args.checkpoint).expanduser().exists():
+        raise UsageError(f"--checkpoint {args.checkpoint}: file not found")
+
+
+def load_model(checkpoint: str | None, device: str) -> Any:
+    """``ecgtwin.api.TwinModel.load`` (the bundled model when ``checkpoint`` is None); tests replace this hook."""
+    from ecgtwin.api import TwinModel
+
+    return TwinModel.load(checkpoint, device=device)
+
+
+def _load_checked(loader: Callable[[str | None, str], Any], args: argparse.Namespace) -> Any:
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {args.device}: no CUDA device is available (use --device cpu)")
+    try:
+        return loader(args.checkpoint, args.device)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # FileNotFoundError is an OSError
+        what = args.checkpoint or "the bundled model"
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise UsageError(f"cannot load {what}: {message}") from None
+
+
+def _requests(args: argparse.Namespace) -> list[Any]:
+    from ecgtwin.io.manifest import TwinRequest, read_request_manifest
+
+    if args.manifest is not None:
+        try:
+            return read_request_manifest(args.manifest)
+        except ValueError as exc:  # ECGInputError names the file and line
+            raise UsageError(str(exc)) from None
+    return [TwinRequest(reference=Path(args.reference).expanduser(), conditions=args.condition, hr=args.hr,
+                        age=args.age, sex=args.sex, num=args.num, seed=args.seed)]
+
+
+def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> int:
+    check_args(args)
+    from ecgtwin.cli import _generate_batch as batch
+    from ecgtwin.io.manifest import OutputManifest
+    from ecgtwin.io.wfdb_io import ECGInputError
+
+    requests = _requests(args)
+    try:
+        manifest = OutputManifest(Path(args.out).expanduser())
+    except ECGInputError as exc:
+        raise UsageError(f"--out: {exc}") from None
+    model = _load_checked(loader, args)
+    from ecgtwin.api import TwinSpec
+
+    sampling = batch.SamplingOptions(args.sampler, args.steps, args.guidance_condition, args.guidance_person,
+                                     args.batch_size)
+    ref_labels = None
+    if args.reference_condition is not None:
+        ref_labels = batch.canonical_labels(args.reference_condition, model.vocabulary, "--reference-condition")
+    reference_options = batch.ReferenceOptions(ref_labels, args.reference_hr, args.reference_age, args.reference_sex)
+    plan = batch.prepare_jobs(requests, model, manifest, sampling, reference_options, TwinSpec,
+                              overwrite=args.overwrite, plot=args.plot)
+    try:
+        manifest.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {manifest.out_dir}: cannot create the folder ({exc.strerror})") from None
+    try:
+        summary = batch.run_plan(plan, model, manifest, sampling, plot=args.plot, progress=not args.no_progress)
+    except Exception:
+        print(f"generate-ecg: stopped by an error; finished twins are kept in {manifest.out_dir}, "
+              "rerun the same command to resume", file=sys.stderr)
+        raise
+    print(summary.report(sampling, model.checkpoint_hash))
+    if summary.interrupted:
+        left = len(plan.pending) - summary.written
+        print(f"generate-ecg: interrupted, {left} twin(s) not generated; rerun the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, model_loader: Callable[[str | None, str], Any] | None = None) -> int:
+    """Entry point of ``generate-ecg``; returns the exit code (2 = bad input, found before generating).
+
+    ``model_loader(checkpoint, device)`` replaces :func:`load_model` (tests inject a fake ``TwinModel``).
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or an argparse error (2, message already printed)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        return _run(args, model_loader or load_model)
+    except UsageError as exc:
+        print(f"generate-ecg: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

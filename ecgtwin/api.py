@@ -1,0 +1,230 @@
+"""Python API: generate personalised ECG twins in memory.
+
+>>> from ecgtwin.api import TwinModel, TwinSpec
+>>> model = TwinModel.load()                       # the bundled model
+>>> twins = model.generate([TwinSpec(reference=signal, labels=["MI"], hr=80, seed=0)])
+>>> twins.shape                                    # (1, 12, 1000), mV, LEADS order
+
+:func:`generate` is the one-call form. Nothing here touches the disk except
+loading the checkpoint; ``generate-ecg`` writes WFDB records on top of it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM, LEADS, N_LEADS
+from ecgtwin.data.conditions import DemographicsNormalizer, LabelVocabulary
+from ecgtwin.paths import ASSETS_DIR
+
+DEFAULT_BUNDLE = ASSETS_DIR / "ecgtwin_ptbxl100.pt"
+"""The bundled model (IBE + generator trained on the shared PTB-XL folds 1-6, see docs/MODEL_CARD.md)."""
+SAMPLER_DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "dpmpp_2m": 25}
+SEX_CODES = {"M": 0.0, "F": 1.0}
+
+
+@dataclass
+class TwinSpec:
+    """One twin to generate: a reference ECG of a person and the target condition."""
+
+    reference: np.ndarray
+    """(12, L) mV at the model's sampling rate, LEADS order."""
+    labels: Sequence[str]
+    """Target diagnosis labels (vocabulary names)."""
+    hr: float | None = None
+    age: float | None = None
+    sex: str | None = None
+    seed: int = 0
+    reference_labels: Sequence[str] | None = None
+    """The reference's own condition; ``None`` = unknown (null condition for the IBE)."""
+    reference_hr: float | None = None
+    """``None``: estimated from the reference signal."""
+    reference_age: float | None = None
+    reference_sex: str | None = None
+
+
+def _check_range(name: str, value: float | None, bounds: tuple[float, float]) -> None:
+    if value is not None and not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
+        raise ValueError(f"{name} {value} is outside the accepted range {bounds[0]:g}-{bounds[1]:g}")
+
+
+def _sex_code(sex: str | None, name: str) -> float:
+    if sex is None:
+        return math.nan
+    key = str(sex).strip().upper()[:1]
+    if key not in SEX_CODES:
+        raise ValueError(f"{name} must be 'M' or 'F', got {sex!r}")
+    return SEX_CODES[key]
+
+
+class TwinModel:
+    """A loaded IBE + generator pair with its vocabulary and preprocessing."""
+
+    def __init__(self, module: torch.nn.Module, vocabulary: LabelVocabulary, normalizer: DemographicsNormalizer,
+                 preprocess: dict, checkpoint_path: Path | None = None, checkpoint_hash: str = "unknown",
+                 provenance: dict | None = None) -> None:
+        self.module = module.eval()
+        self.vocabulary = vocabulary
+        self.normalizer = normalizer
+        self.fs = int(preprocess["fs"])
+        self.length = int(round(preprocess["fs"] * preprocess["seconds"]))
+        self.highpass_hz = preprocess.get("highpass_hz")
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_hash = checkpoint_hash
+        self.provenance = provenance or {}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = "cpu") -> TwinModel:
+        """Load a bundle (``.pt``) or a generator checkpoint (``.ckpt``); ``None`` = the bundled model."""
+        from ecgtwin.bundle import load_bundle
+        from ecgtwin.io.wfdb_io import file_sha256
+        from ecgtwin.models.ibe import IndividualBaseExtractor
+        from ecgtwin.models.unet import UNet1D
+        from ecgtwin.training.generator_module import GeneratorModule
+
+        path = Path(path).expanduser() if path is not None else DEFAULT_BUNDLE
+        if not path.is_file():
+            hint = " (the bundled model is missing: reinstall ecgtwin or pass --checkpoint)" if path == DEFAULT_BUNDLE else ""
+            raise FileNotFoundError(f"checkpoint not found: {str(path)!r}{hint}")
+        bundle = load_bundle(path)
+        net_config = dict(bundle["net_config"])
+        if int(net_config.get("in_leads", N_LEADS)) != N_LEADS:
+            raise ValueError(f"{str(path)!r} was trained on {net_config['in_leads']} leads; ecgtwin uses the 12 leads {LEADS}")
+        vocabulary = LabelVocabulary.from_dict(bundle["vocabulary"])
+        if int(net_config["num_labels"]) != len(vocabulary):
+            raise ValueError(f"{str(path)!r}: generator has {net_config['num_labels']} labels but its vocabulary {len(vocabulary)}")
+        net = UNet1D(**net_config)
+        ibe = None
+        if bundle.get("ibe_config") is not None:
+            ibe = IndividualBaseExtractor(**bundle["ibe_config"])
+            ibe.load_state_dict(bundle["ibe_state"])
+        module = GeneratorModule(**bundle["generator"], net=net, ibe=ibe)
+        module.net.load_state_dict(bundle["net_state"])
+        module.ema.module.load_state_dict(bundle["net_state"])
+        module.to(torch.device(device))
+        normalizer = DemographicsNormalizer.from_dict(bundle["normalizer"])
+        return cls(module, vocabulary, normalizer, bundle["preprocess"], path, file_sha256(path)[:12],
+                   bundle.get("provenance"))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def personalised(self) -> bool:
+        """False for a population model (no IBE / base vector)."""
+        return self.module.ibe is not None
+
+    # --------------------------------------------------------------- conditions
+    def encode_condition(self, labels: Sequence[str] | None, hr: float | None, age: float | None,
+                         sex: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(labels (V,), demographics (3,), demographics_mask (3,))``; unknown values are masked."""
+        multi_hot = self.vocabulary.encode_names(list(labels or []))
+        nan = math.nan
+        values, mask = self.normalizer.transform(nan if hr is None else hr, nan if age is None else age,
+                                                 _sex_code(sex, "sex"))
+        return multi_hot.astype(np.float32), values, mask
+
+    def validate(self, spec: TwinSpec) -> None:
+        """Raise ValueError with a clear message for anything that would make generation fail or lie."""
+        ref = np.asarray(spec.reference)
+        if ref.shape != (N_LEADS, self.length):
+            raise ValueError(f"reference must be (12, {self.length}) at {self.fs} Hz, got {ref.shape}")
+        if not np.all(np.isfinite(ref)):
+            raise ValueError("reference contains NaN or infinite samples")
+        for what, names in (("target", spec.labels), ("reference", spec.reference_labels or [])):
+            for name in names:
+                try:
+                    self.vocabulary.index(name)
+                except KeyError as err:
+                    raise ValueError(f"{what} label: {err.args[0]}") from None
+        for prefix, hr, age, sex in (("", spec.hr, spec.age, spec.sex),
+                                     ("reference ", spec.reference_hr, spec.reference_age, spec.reference_sex)):
+            _check_range(f"{prefix}HR (bpm)", hr, HR_RANGE_BPM)
+            _check_range(f"{prefix}age (years)", age, AGE_RANGE_YEARS)
+            _sex_code(sex, f"{prefix}sex")
+
+    # --------------------------------------------------------------- inference
+    def _preprocess(self, signals: np.ndarray) -> np.ndarray:
+        from ecgtwin.data.preprocess import highpass
+
+        if self.highpass_hz:
+            signals = np.stack([highpass(s, self.fs, float(self.highpass_hz)) for s in signals])  # (N, 12, L)
+        return signals.astype(np.float32)
+
+    def _reference_batch(self, specs: Sequence[TwinSpec]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        from ecgtwin.data.heartrate import estimate_heart_rate
+
+        signals = self._preprocess(np.stack([np.asarray(s.reference, dtype=np.float32) for s in specs]))  # (B, 12, L)
+        rows = []
+        for spec, signal in zip(specs, signals):
+            hr = spec.reference_hr if spec.reference_hr is not None else estimate_heart_rate(signal, self.fs)
+            hr = None if hr is None or not math.isfinite(hr) else float(hr)
+            rows.append(self.encode_condition(spec.reference_labels, hr, spec.reference_age, spec.reference_sex))
+        batch = self._to_batch(rows)
+        batch["signal"] = torch.from_numpy(signals).to(self.device)
+        unknown = torch.tensor([s.reference_labels is None for s in specs], device=self.device)
+        return batch, unknown
+
+    def _to_batch(self, rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, torch.Tensor]:
+        labels, values, mask = (np.stack(col) for col in zip(*rows))
+        return {"labels": torch.from_numpy(labels).to(self.device),
+                "demographics": torch.from_numpy(values).to(self.device),
+                "demographics_mask": torch.from_numpy(mask).to(self.device)}
+
+    @torch.no_grad()
+    def base_vectors(self, specs: Sequence[TwinSpec]) -> np.ndarray:
+        """IBE base vectors (N, base_dim) of the specs' references (their own condition removed)."""
+        if not self.personalised:
+            raise ValueError("this is a population model: it has no Individual Base Extractor")
+        batch, unknown = self._reference_batch(specs)
+        return self.module.base_vectors(batch, drop=unknown).cpu().numpy()
+
+    @torch.no_grad()
+    def generate(self, specs: Sequence[TwinSpec], sampler: str = "dpmpp_2m", steps: int | None = None,
+                 guidance_condition: float = 1.0, guidance_person: float = 1.0, batch_size: int = 16,
+                 progress: bool = True) -> np.ndarray:
+        """Twins (N, 12, L) in mV, one per spec, batched on the model's device."""
+        if sampler not in SAMPLER_DEFAULT_STEPS:
+            raise ValueError(f"sampler must be one of {sorted(SAMPLER_DEFAULT_STEPS)}, got {sampler!r}")
+        steps = SAMPLER_DEFAULT_STEPS[sampler] if steps is None else int(steps)
+        if steps < 1 or batch_size < 1:
+            raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
+        for spec in specs:
+            self.validate(spec)
+        out = np.empty((len(specs), N_LEADS, self.length), dtype=np.float32)
+        bar = tqdm(total=len(specs), desc=f"twins ({sampler}, {steps} steps)", unit="twin", disable=not progress)
+        for start in range(0, len(specs), batch_size):
+            chunk = specs[start:start + batch_size]
+            base = None
+            if self.personalised:
+                reference, unknown = self._reference_batch(chunk)
+                base = self.module.base_vectors(reference, drop=unknown)  # (b, base_dim)
+            condition = self._to_batch([self.encode_condition(s.labels, s.hr, s.age, s.sex) for s in chunk])
+            twins = self.module.sample(condition, [int(s.seed) for s in chunk], base_vector=base, sampler=sampler,
+                                       steps=steps, guidance_condition=guidance_condition,
+                                       guidance_person=guidance_person, length=self.length)  # (b, 12, L) mV
+            out[start:start + len(chunk)] = twins.cpu().numpy()
+            bar.update(len(chunk))
+        bar.close()
+        return out
+
+
+def generate(reference: np.ndarray, conditions: Sequence[str], num: int = 1, seed: int = 0,
+             model: TwinModel | None = None, hr: float | None = None, age: float | None = None,
+             sex: str | None = None, **kwargs: object) -> np.ndarray:
+    """``num`` twins (num, 12, L) of one reference (12, L) mV under ``conditions``; twin i uses seed ``seed + i``.
+
+    ``kwargs`` go to :meth:`TwinModel.generate` (sampler, steps, guidance_condition, guidance_person).
+    """
+    model = model or TwinModel.load()
+    specs = [TwinSpec(reference=reference, labels=list(conditions), hr=hr, age=age, sex=sex, seed=seed + i)
+             for i in range(num)]
+    return model.generate(specs, **kwargs)  # type: ignore[arg-type]

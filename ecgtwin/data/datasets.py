@@ -1,0 +1,139 @@
+"""Torch datasets over the memory-mapped cache, in the batch format of docs/DESIGN.md.
+
+:class:`RecordDataset` yields single records (population-level training,
+classifiers); :class:`PairDataset` yields every ordered same-patient pair
+``(reference earlier, target later)`` of a split: a patient with n records gives
+n(n-1)/2 pairs.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ecgtwin.constants import N_LEADS
+from ecgtwin.data.conditions import DemographicsNormalizer, LabelVocabulary
+
+
+class RecordDataset(Dataset):
+    """Single records ``rows`` of a cache.
+
+    Args:
+        signals: path of the cache's ``signals.npy`` (opened memory-mapped, lazily in
+            each worker process) or an in-memory ``(N, 12, L)`` array.
+        metadata: the cache's record table (``N`` rows; row i <-> ``signals[i]``).
+        rows: cache rows in this dataset (e.g. one split), default all.
+        vocabulary: label encoder; normalizer: demographics encoder.
+    """
+
+    def __init__(
+        self,
+        signals: str | os.PathLike[str] | np.ndarray,
+        metadata: pd.DataFrame,
+        rows: np.ndarray | None,
+        vocabulary: LabelVocabulary,
+        normalizer: DemographicsNormalizer,
+    ) -> None:
+        self._signals_path = None if isinstance(signals, np.ndarray) else str(signals)
+        self._signals: np.ndarray | None = signals if isinstance(signals, np.ndarray) else None
+        self.metadata = metadata
+        self.rows = np.arange(len(metadata), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        if self.rows.size and (self.rows.min() < 0 or self.rows.max() >= len(metadata)):
+            raise IndexError(f"RecordDataset: rows out of range for a cache of {len(metadata)} records")
+        self.vocabulary = vocabulary
+        self.normalizer = normalizer
+        self.labels = np.stack([vocabulary.encode(d) for d in metadata["labels"]]) if len(metadata) else np.zeros((0, len(vocabulary)), np.float32)  # (N, V)
+        self.demographics, self.demographics_mask = normalizer.transform(
+            metadata["hr"].to_numpy(), metadata["age"].to_numpy(), metadata["sex"].to_numpy()
+        )  # (N, 3), (N, 3)
+        self.patient_ids = metadata["patient_id"].to_numpy(dtype=np.int64)
+        self.record_ids = metadata["record_id"].to_numpy(dtype=np.int64)
+
+    @property
+    def signals(self) -> np.ndarray:
+        """The cache's ``(N, 12, L)`` float32 array (memory-mapped, read-only)."""
+        if self._signals is None:
+            self._signals = np.load(self._signals_path, mmap_mode="r")
+        return self._signals
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self._signals_path is not None:
+            state["_signals"] = None  # re-open the memmap in the worker instead of pickling the data
+        return state
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def item(self, row: int) -> dict[str, torch.Tensor]:
+        """The batch-format dict of cache row ``row``."""
+        signal = np.array(self.signals[row], dtype=np.float32)  # (12, L) copy out of the read-only memmap
+        return {
+            "signal": torch.from_numpy(signal),
+            "labels": torch.tensor(self.labels[row]),
+            "demographics": torch.tensor(self.demographics[row]),
+            "demographics_mask": torch.tensor(self.demographics_mask[row]),
+            "patient_id": torch.tensor(self.patient_ids[row], dtype=torch.int64),
+            "record_id": torch.tensor(self.record_ids[row], dtype=torch.int64),
+            "index": torch.tensor(row, dtype=torch.int64),
+        }
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.item(int(self.rows[i]))
+
+    def batch(self, positions: np.ndarray) -> dict[str, torch.Tensor]:
+        """A collated batch of dataset positions in one vectorised read (faster than a DataLoader loop)."""
+        rows = self.rows[np.asarray(positions, dtype=np.int64)]
+        order = np.argsort(rows)  # sorted fancy indexing reads the memmap sequentially
+        signal = np.empty((rows.size, N_LEADS, self.signals.shape[-1]), dtype=np.float32)  # (B, 12, L)
+        signal[order] = self.signals[rows[order]]
+        return {
+            "signal": torch.from_numpy(signal),
+            "labels": torch.from_numpy(self.labels[rows]),
+            "demographics": torch.from_numpy(self.demographics[rows]),
+            "demographics_mask": torch.from_numpy(self.demographics_mask[rows]),
+            "patient_id": torch.from_numpy(self.patient_ids[rows]),
+            "record_id": torch.from_numpy(self.record_ids[rows]),
+            "index": torch.from_numpy(rows),
+        }
+
+
+def same_patient_pairs(metadata: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """All ``(earlier, later)`` cache-row pairs of one patient among ``rows``: int64 ``(P, 2)``.
+
+    A patient's records are ordered by ``recording_date`` (ties by ``record_id``);
+    n records give n(n-1)/2 pairs.
+    """
+    table = metadata.iloc[rows][["patient_id", "recording_date", "record_id"]].assign(row=rows)
+    table = table.sort_values(["patient_id", "recording_date", "record_id"], kind="stable")
+    pairs = [
+        pair
+        for _, group in table.groupby("patient_id", sort=True)
+        for pair in itertools.combinations(group["row"].to_numpy(), 2)
+    ]
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)  # (P, 2)
+
+
+class PairDataset(Dataset):
+    """Ordered same-patient pairs of a :class:`RecordDataset`: ``{"reference": item, "target": item}``."""
+
+    def __init__(self, records: RecordDataset) -> None:
+        self.records = records
+        self.pairs = same_patient_pairs(records.metadata, records.rows)  # (P, 2) cache rows
+
+    @property
+    def vocabulary(self) -> LabelVocabulary:
+        return self.records.vocabulary
+
+    def __len__(self) -> int:
+        return int(self.pairs.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, dict[str, torch.Tensor]]:
+        reference, target = self.pairs[i]
+        return {"reference": self.records.item(int(reference)), "target": self.records.item(int(target))}

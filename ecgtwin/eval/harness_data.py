@@ -1,0 +1,132 @@
+"""Test-split pairs of the evaluation harness: arrays of references/targets and the TwinSpecs built from them.
+
+Every same-patient pair ``(reference, target)`` of the test split (reference
+recorded earlier) becomes one twin: the REFERENCE's person under the TARGET's
+condition (labels, HR, age, sex). HR, age and sex are read in physical units
+from the cache metadata (no inverse normalisation needed); values outside the
+model's accepted ranges (e.g. PTB-XL's age 300 = "over 89") count as unknown.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ecgtwin.api import TwinModel, TwinSpec
+from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM
+
+SEX_NAMES = {0.0: "M", 1.0: "F"}
+
+
+@dataclass
+class PairArrays:
+    """The selected test pairs, one row per pair (P pairs)."""
+
+    reference: np.ndarray
+    """(P, 12, L) mV, reference records."""
+    target: np.ndarray
+    """(P, 12, L) mV, real target records."""
+    reference_labels: np.ndarray
+    """(P, V) multi-hot."""
+    target_labels: np.ndarray
+    """(P, V) multi-hot: the condition every twin is asked for."""
+    patient_id: np.ndarray
+    reference_record: np.ndarray
+    target_record: np.ndarray
+    reference_meta: dict[str, np.ndarray] = field(default_factory=dict)
+    """``hr`` (bpm), ``age`` (years), ``sex`` (0/1) of the references; NaN = unknown."""
+    target_meta: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.reference)
+
+
+def _known(value: float, bounds: tuple[float, float]) -> float | None:
+    return float(value) if math.isfinite(value) and bounds[0] <= value <= bounds[1] else None
+
+
+def _sex(value: float) -> str | None:
+    return SEX_NAMES.get(float(value)) if math.isfinite(value) else None
+
+
+def select_pairs(datamodule: object, max_pairs: int | None = None, seed: int = 0) -> PairArrays:
+    """Arrays of the test split's same-patient pairs (a seeded random subset of ``max_pairs`` when given).
+
+    ``datamodule`` is an :class:`~ecgtwin.data.datamodule.ECGDataModule` built with ``pairs=True``;
+    it is prepared and set up here when needed.
+    """
+    if max_pairs is not None and max_pairs < 1:
+        raise ValueError(f"max_pairs must be >= 1 or None, got {max_pairs}")
+    try:
+        pairs_ds = datamodule.test_dataset  # type: ignore[attr-defined]
+    except RuntimeError:  # not set up yet
+        datamodule.prepare_data()  # type: ignore[attr-defined]
+        datamodule.setup("test")  # type: ignore[attr-defined]
+        pairs_ds = datamodule.test_dataset  # type: ignore[attr-defined]
+    if not hasattr(pairs_ds, "pairs"):
+        raise ValueError("evaluate needs the test split as same-patient pairs: build the ECGDataModule with pairs=True")
+    pairs = np.asarray(pairs_ds.pairs)  # (P, 2) cache rows
+    if len(pairs) == 0:
+        raise ValueError(f"the test split (folds {datamodule.folds['test']}) of {datamodule.root} has no same-patient pairs")  # type: ignore[attr-defined]
+    if max_pairs is not None and max_pairs < len(pairs):
+        pairs = pairs[np.sort(np.random.default_rng(seed).choice(len(pairs), max_pairs, replace=False))]
+    records = pairs_ds.records
+    meta = records.metadata
+    ref_rows, tgt_rows = pairs[:, 0], pairs[:, 1]
+
+    def columns(rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {key: meta[key].to_numpy(dtype=np.float64)[rows] for key in ("hr", "age", "sex")}
+
+    return PairArrays(
+        reference=np.asarray(records.signals[ref_rows], dtype=np.float32),  # (P, 12, L)
+        target=np.asarray(records.signals[tgt_rows], dtype=np.float32),  # (P, 12, L)
+        reference_labels=records.labels[ref_rows], target_labels=records.labels[tgt_rows],
+        patient_id=records.patient_ids[tgt_rows], reference_record=records.record_ids[ref_rows],
+        target_record=records.record_ids[tgt_rows], reference_meta=columns(ref_rows), target_meta=columns(tgt_rows),
+    )
+
+
+def check_compatible(model: TwinModel, datamodule: object, pairs: PairArrays) -> None:
+    """Raise ValueError when the data's vocabulary or signal length differ from the model's."""
+    if list(model.vocabulary.names) != list(datamodule.vocabulary.names):  # type: ignore[attr-defined]
+        raise ValueError(f"the model's labels {list(model.vocabulary.names)} differ from the data's "
+                         f"{list(datamodule.vocabulary.names)} (label_set of the data module?)")  # type: ignore[attr-defined]
+    if pairs.reference.shape[-1] != model.length:
+        raise ValueError(f"test records have {pairs.reference.shape[-1]} samples but the model generates {model.length} "
+                         f"({model.fs} Hz): build the data module with the model's fs and seconds")
+
+
+def condition_of(model: TwinModel, labels: np.ndarray, meta: dict[str, np.ndarray], i: int) -> dict[str, object]:
+    """Row ``i`` as TwinSpec condition fields ``labels, hr, age, sex`` in physical units."""
+    return {"labels": model.vocabulary.decode(labels[i]), "hr": _known(meta["hr"][i], HR_RANGE_BPM),
+            "age": _known(meta["age"][i], AGE_RANGE_YEARS), "sex": _sex(meta["sex"][i])}
+
+
+def twin_specs(model: TwinModel, pairs: PairArrays, seed: int = 0, hr_override: float | None = None,
+               rows: np.ndarray | None = None) -> list[TwinSpec]:
+    """One spec per pair: the reference (with its own condition) under the target's condition.
+
+    ``hr_override`` replaces the target HR (extreme-HR controllability); ``rows`` selects pairs.
+    Twin ``i`` uses seed ``seed + i`` (``i`` the pair row).
+    """
+    specs = []
+    for i in (range(len(pairs)) if rows is None else rows):
+        target = condition_of(model, pairs.target_labels, pairs.target_meta, int(i))
+        if hr_override is not None:
+            target["hr"] = float(hr_override)
+        ref = condition_of(model, pairs.reference_labels, pairs.reference_meta, int(i))
+        specs.append(TwinSpec(reference=pairs.reference[i], seed=seed + int(i), reference_labels=ref["labels"],
+                              reference_hr=ref["hr"], reference_age=ref["age"], reference_sex=ref["sex"],
+                              **target))  # type: ignore[arg-type]
+    return specs
+
+
+def encoding_specs(model: TwinModel, signals: np.ndarray, labels: np.ndarray, meta: dict[str, np.ndarray]) -> list[TwinSpec]:
+    """Specs that make :meth:`TwinModel.base_vectors` encode ``signals`` (N, 12, L) with their own condition."""
+    specs = []
+    for i, signal in enumerate(signals):
+        cond = condition_of(model, labels, meta, i)
+        specs.append(TwinSpec(reference=signal, labels=[], reference_labels=cond["labels"], reference_hr=cond["hr"],
+                              reference_age=cond["age"], reference_sex=cond["sex"]))  # type: ignore[arg-type]
+    return specs

@@ -1,0 +1,165 @@
+"""Writing the evaluation report: ``report.json``, ``report.md`` (tables, baselines beside every number) and PNGs."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHOD_ORDER: tuple[str, ...] = ("twin", "copy", "population", "real", "other_patients", "chance")
+METHOD_TITLES = {"twin": "twin", "copy": "copy-the-reference", "population": "population model", "real": "real",
+                 "other_patients": "other patients' targets", "chance": "chance"}
+SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("fidelity", "", "Fidelity and diversity (vs real targets)"),
+    ("consistency", "", "Personal consistency (IBE cosine to the reference; identification among real targets)"),
+    ("controllability", "auroc", "Controllability: classifier macro-AUROC for the target labels (95% bootstrap CI)"),
+    ("controllability", "hr", "Controllability: HR MAE (bpm), target vs measured"),
+    ("controllability", "extreme_hr", "Controllability: extreme HR targets (bpm)"),
+    ("clinical", "", "Clinical validity (intervals in ms, lead-law residuals in mV)"),
+    ("downstream", "", "Downstream: macro-AUROC of a tiny classifier, patient-disjoint halves (TSTR / TRTS / TRTR)"),
+)
+PNG_NAMES = {"hr": "hr_target_vs_measured.png", "intervals": "intervals_hist.png", "example": "example_{}.png"}
+
+
+def to_jsonable(value: Any) -> Any:
+    """Nested dicts/lists of plain Python values: numpy scalars/arrays converted, NaN/inf -> ``None``."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def section_table(section: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown table: one row per metric, one column per method (baselines beside the model)."""
+    methods = [m for m in METHOD_ORDER if m in section] + [m for m in section if m not in METHOD_ORDER]
+    metrics: list[str] = []
+    for m in methods:
+        metrics += [k for k in section[m] if k not in metrics]
+    lines = ["| metric | " + " | ".join(METHOD_TITLES.get(m, m) for m in methods) + " |",
+             "|---|" + "---:|" * len(methods)]
+    for key in metrics:
+        lines.append(f"| {key} | " + " | ".join(_fmt(section[m].get(key)) for m in methods) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(report: Mapping[str, Any], images: Sequence[str] = ()) -> str:
+    """The Markdown report: settings, one table per section, notes and links to the PNGs."""
+    s = report["settings"]
+    lines = ["# ecgtwin evaluation report", "",
+             f"Twins of the test split's same-patient pairs: each twin is the REFERENCE's person under the TARGET's "
+             f"condition. {s['n_pairs']} pairs, {s['n_patients']} patients.", "", "## Settings", "",
+             "| setting | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in s.items()]
+    for key, sub, title in SECTIONS:
+        section = report.get(key, {})
+        section = section.get(sub) if sub else section
+        if not section:
+            continue
+        lines += ["", f"## {title}", "", section_table(section)]
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in report.get("notes", [])]
+    if images:
+        lines += ["", "## Figures", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in images]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_hr(target_hr: np.ndarray, measured: Mapping[str, np.ndarray], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, hr in measured.items():
+        ax.scatter(target_hr, hr, s=14, alpha=0.7, label=METHOD_TITLES.get(name, name))
+    finite = np.concatenate([v[np.isfinite(v)] for v in (target_hr, *measured.values())] + [np.array([40.0, 150.0])])
+    lo, hi = float(finite.min()), float(finite.max())
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="identity")
+    ax.set(xlabel="target HR (bpm)", ylabel="measured HR (bpm)", title="HR control")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_intervals(tables: Mapping[str, Any], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from ecgtwin.eval.clinical import INTERVALS
+
+    fig, axes = plt.subplots(1, len(INTERVALS), figsize=(4 * len(INTERVALS), 3.2))
+    for ax, key in zip(np.atleast_1d(axes), INTERVALS):
+        values = {name: tables[name][key].to_numpy(dtype=np.float64) for name in ("real", "twin", "population") if name in tables}
+        values = {name: v[np.isfinite(v)] for name, v in values.items()}
+        pooled = np.concatenate([v for v in values.values()] + [np.zeros(0)])
+        if len(pooled) == 0:
+            continue
+        edges = np.histogram_bin_edges(pooled, bins=20)  # shared bins: the methods are comparable bar by bar
+        for name, v in values.items():
+            if len(v):
+                ax.hist(v, bins=edges, alpha=0.5, label=f"{METHOD_TITLES[name]} (n={len(v)})")
+        ax.set(xlabel=f"{key.replace('_ms', '').upper()} (ms)", ylabel="records")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str], pairs: Any = None,
+                 signals: Mapping[str, np.ndarray] | None = None, fs: float = 100.0,
+                 target_hr: np.ndarray | None = None, measured_hr: Mapping[str, np.ndarray] | None = None,
+                 interval_tables: Mapping[str, Any] | None = None, n_examples: int = 3) -> dict[str, Path]:
+    """Write ``report.json``, the PNGs (when their data is given) and ``report.md`` into ``out_dir``.
+
+    Returns ``{name: path}`` of the files written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ecgtwin.viz.ecg_plot import plot_twin_comparison
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    if pairs is not None and signals is not None:
+        for i in range(min(n_examples, len(pairs))):
+            labels = report["settings"]["labels"]
+            target = ", ".join(n for n, v in zip(labels, pairs.target_labels[i]) if v > 0.5) or "no label"
+            written[f"example_{i}"] = plot_twin_comparison(
+                pairs.reference[i], [pairs.target[i], signals["twin"][i]], fs,
+                titles=[f"reference (record {pairs.reference_record[i]})",
+                        f"real target (record {pairs.target_record[i]}: {target})", f"twin (target: {target})"],
+                path=out / PNG_NAMES["example"].format(i))
+            plt.close("all")
+    if target_hr is not None and measured_hr is not None:
+        written["hr"] = _plot_hr(np.asarray(target_hr, dtype=np.float64), measured_hr, out / PNG_NAMES["hr"])
+    if interval_tables:
+        written["intervals"] = _plot_intervals(interval_tables, out / PNG_NAMES["intervals"])
+    json_path = out / "report.json"
+    json_path.write_text(json.dumps(to_jsonable(report), indent=2))
+    md_path = out / "report.md"
+    md_path.write_text(render_markdown(report, [str(p) for p in written.values()]))
+    return {"json": json_path, "markdown": md_path, **written}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Full evaluation of the bundled model on the shared PTB-XL pack (test fold 8; train 1-6, val 7).
+# Needs the reference classifier trained first:
+#   ecgtwin fit --config configs/classifier.yaml --config configs/data/ptbxl100.yaml
+#   cp runs/classifier/version_N/checkpoints/clf-*.ckpt runs/classifier_ptbxl100/best.ckpt   # the best val/macro_auroc
+# Usage: scripts/evaluate_ptbxl100.sh [extra `ecgtwin evaluate` options, e.g. --max-pairs 200 --population-checkpoint P.pt]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA=../shared/data/ptbxl100
+CHECKPOINT=ecgtwin/assets/ecgtwin_ptbxl100.pt
+CLASSIFIER=runs/classifier_ptbxl100/best.ckpt
+OUT=docs/eval_ptbxl100
+
+for f in "$DATA/ptbxl_database.csv" "$CHECKPOINT" "$CLASSIFIER"; do
+  if [[ ! -f "$f" ]]; then
+    echo "evaluate_ptbxl100.sh: missing $f (see the comment at the top of this script)" >&2
+    exit 2
+  fi
+done
+
+ecgtwin evaluate \
+  --checkpoint "$CHECKPOINT" \
+  --data-root "$DATA" \
+  --train-folds 1-6 --val-folds 7 --test-folds 8 \
+  --classifier "$CLASSIFIER" \
+  --sampler dpmpp_2m --steps 25 \
+  --out "$OUT" \
+  "$@"
+echo "report: $OUT/report.md"

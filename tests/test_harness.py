@@ -1,0 +1,177 @@
+"""Evaluation harness end to end on the bundled sample with tiny real models, plus known-answer checks of its helpers."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ecgtwin.api import TwinModel
+from ecgtwin.bundle import bundle_from_module, save_bundle
+from ecgtwin.data.conditions import DemographicsNormalizer, LabelVocabulary
+from ecgtwin.eval.classifier import ECGClassifier
+from ecgtwin.eval.harness import base_vectors_of, evaluate
+from ecgtwin.eval.harness_downstream import downstream_section
+from ecgtwin.eval.harness_data import select_pairs, twin_specs
+from ecgtwin.eval.harness_metrics import consistency_section, fidelity_metrics
+from ecgtwin.eval.report import to_jsonable
+from ecgtwin.models.ibe import IndividualBaseExtractor
+from ecgtwin.training.generator_module import GeneratorModule
+
+TINY_UNET = dict(channels=8, channel_mults=(1, 2, 2, 2), blocks_per_level=1, cond_dim=16, heads=2, warmup_steps=1)
+N_PAIRS = 6
+
+
+def tiny_bundle(sample_root: Path, folder: Path, personalised: bool) -> Path:
+    """A real (random-weight) IBE + generator bundle, as in tests/test_api.py."""
+    torch.manual_seed(0)
+    vocab = LabelVocabulary.from_root(sample_root, "superclass")
+    ibe = IndividualBaseExtractor(len(vocab), dim=32, depth=1, heads=2, patch=16, base_dim=16, cond_dim=16) if personalised else None
+    module = GeneratorModule(len(vocab), use_base_vector=personalised, ibe=ibe, **TINY_UNET)
+    with torch.no_grad():  # make the zero-initialised conditioning pathways matter
+        for p in module.ema.module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    bundle = bundle_from_module(module, vocab.to_dict(), DemographicsNormalizer().to_dict(),
+                                {"fs": 100, "seconds": 10.0, "highpass_hz": 0.5}, {"note": "test"})
+    return save_bundle(bundle, folder / ("tiny.pt" if personalised else "population.pt"))
+
+
+@pytest.fixture(scope="module")
+def models(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TwinModel, TwinModel]:
+    folder = tmp_path_factory.mktemp("bundles")
+    return TwinModel.load(tiny_bundle(sample_root, folder, True)), TwinModel.load(tiny_bundle(sample_root, folder, False))
+
+
+@pytest.fixture(scope="module")
+def run(models, sample_datamodule, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    classifier = ECGClassifier(len(sample_datamodule.vocabulary), widths=(8, 16), head_dim=16).eval()
+    out = tmp_path_factory.mktemp("report")
+    report = evaluate(models[0], sample_datamodule, classifier, out, max_pairs=N_PAIRS, steps=2, population_model=models[1],
+                      n_extreme=3, n_boot=20, downstream=True, downstream_epochs=1, progress=False, settings={"classifier": "random tiny"})
+    return report, out
+
+
+def test_report_files_written_and_json_matches(run) -> None:  # type: ignore[no-untyped-def]
+    report, out = run
+    assert json.loads((out / "report.json").read_text()) == report
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["example_0.png", "example_1.png", "example_2.png", "hr_target_vs_measured.png", "intervals_hist.png"]
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "report.md").read_text()
+    for heading in ("Settings", "Fidelity", "Personal consistency", "macro-AUROC", "HR MAE", "extreme HR", "Clinical validity"):
+        assert heading in md
+    header = next(line for line in md.splitlines() if line.startswith("| metric | twin"))
+    assert "copy-the-reference" in header and "population model" in header and "real" in header
+
+
+def test_settings_record_the_run(run, models, sample_datamodule) -> None:  # type: ignore[no-untyped-def]
+    s = run[0]["settings"]
+    assert s["checkpoint_hash"] == models[0].checkpoint_hash and s["population_checkpoint_hash"] == models[1].checkpoint_hash
+    assert (s["sampler"], s["steps"], s["guidance_condition"], s["guidance_person"]) == ("dpmpp_2m", 2, 1.0, 1.0)
+    assert s["n_pairs"] == N_PAIRS and s["folds"]["test"] == [8] and s["classifier"] == "random tiny"
+    assert s["feature_space"] == "classifier penultimate" and s["n_extreme"] == 3
+
+
+def test_every_section_has_its_baselines_and_finite_numbers(run) -> None:  # type: ignore[no-untyped-def]
+    report = run[0]
+    for name in ("twin", "copy", "population", "real"):
+        assert name in report["fidelity"] and name in report["clinical"] and name in report["controllability"]["hr"]
+        assert name in report["controllability"]["auroc"]
+    for name in ("twin", "copy", "population"):
+        fid = report["fidelity"][name]
+        assert fid["fid"] >= 0 and math.isfinite(fid["mmd"]) and 0 <= fid["precision"] <= 1 and fid["n"] == N_PAIRS
+        assert -1 <= report["consistency"][name]["cosine_mean"] <= 1 + 1e-9
+        assert 0 <= report["consistency"][name]["id_top1"] <= report["consistency"][name]["id_top5"] <= 1
+        assert 0 <= report["controllability"]["auroc"][name]["macro_auroc"] <= 1
+    assert {"real", "other_patients", "chance"} <= set(report["consistency"])
+    assert 0 < report["consistency"]["chance"]["id_top1"] < 1
+    assert report["controllability"]["hr"]["twin"]["mae"] >= 0
+    assert report["controllability"]["hr"]["real"]["mae"] < 5  # targets' metadata HR is measured on the same signals
+    for name in ("twin", "population"):
+        row = report["controllability"]["extreme_hr"][name]
+        assert row["n_45"] + row["n_140"] > 0 and {"mae_45", "mean_140"} <= set(row)
+    assert report["clinical"]["real"]["einthoven_mV"] < 0.01 and report["clinical"]["real"]["goldberger_mV"] < 0.01  # real limb leads obey the laws
+    assert set(report["downstream"]["twin"]) == {"tstr", "trts"} and "trtr" in report["downstream"]["real"]
+    assert "population" in report["downstream"]
+    assert report["clinical"]["real"]["qrs_ms_detected"] > 0.5 and 40 < report["clinical"]["real"]["qrs_ms_median"] < 200
+
+
+def test_copy_baseline_has_ibe_cosine_exactly_one(run, models, sample_datamodule) -> None:  # type: ignore[no-untyped-def]
+    assert run[0]["consistency"]["copy"]["cosine_mean"] == pytest.approx(1.0, abs=1e-6)
+    pairs = select_pairs(sample_datamodule, 4, seed=1)
+    z = base_vectors_of(models[0], pairs.reference, pairs.reference_labels, pairs.reference_meta)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+    section = consistency_section({"twin": z}, z, z[::-1], pairs.patient_id, pairs.reference_record, pairs.target_record)
+    assert section["twin"]["cosine_mean"] == pytest.approx(1.0, abs=1e-6) == section["copy"]["cosine_mean"]
+
+
+def test_identification_known_answer() -> None:
+    rng = np.random.default_rng(0)
+    z_target = rng.normal(size=(8, 16))  # 8 patients, well separated directions
+    patients, records = np.arange(8), np.arange(100, 108)
+    twins = {"twin": z_target + 1e-3 * rng.normal(size=(8, 16)), "population": rng.normal(size=(8, 16))}
+    section = consistency_section(twins, z_target + 0.01, z_target, patients, records - 50, records)
+    assert section["twin"]["id_top1"] == 1.0
+    assert section["chance"]["id_top1"] == pytest.approx(1 / 8) and section["chance"]["id_top5"] == pytest.approx(5 / 8)
+    assert section["other_patients"]["cosine_mean"] < 0.5 < section["real"]["cosine_mean"]
+
+
+def test_real_vs_real_identical_sets_score_perfectly() -> None:
+    x = np.random.default_rng(0).normal(size=(40, 6))
+    same = fidelity_metrics(x, x, k=3)
+    assert same["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert same["precision"] == 1.0 and same["recall"] == 1.0 and abs(same["mmd"]) < 0.05  # unbiased: O(1/N) around 0
+    shifted = fidelity_metrics(x + 3.0, x, k=3)
+    assert shifted["fid"] == pytest.approx(9.0 * 6, rel=1e-6) and shifted["precision"] < 0.2 and shifted["mmd"] > 0.5
+    tiny = fidelity_metrics(x[:3], x[:3], k=3)  # too few rows for k-NN: NaN, not a crash
+    assert math.isnan(tiny["precision"]) and math.isfinite(tiny["fid"])
+
+
+def test_twin_specs_ask_for_the_target_condition(models, sample_datamodule) -> None:  # type: ignore[no-untyped-def]
+    model = models[0]
+    pairs = select_pairs(sample_datamodule, 3, seed=0)
+    specs = twin_specs(model, pairs, seed=5, hr_override=140.0)
+    for i, spec in enumerate(specs):
+        assert spec.hr == 140.0 and spec.seed == 5 + i
+        assert list(spec.labels) == model.vocabulary.decode(pairs.target_labels[i])
+        assert list(spec.reference_labels) == model.vocabulary.decode(pairs.reference_labels[i])
+        np.testing.assert_array_equal(spec.reference, pairs.reference[i])
+        assert pairs.patient_id[i] == sample_datamodule.cache.metadata.set_index("record_id").loc[pairs.reference_record[i], "patient_id"]
+
+
+def test_bad_input_is_refused(models, sample_datamodule, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="max_pairs"):
+        evaluate(models[0], sample_datamodule, None, tmp_path, max_pairs=0, progress=False)
+    with pytest.raises(ValueError, match="personalised"):
+        evaluate(models[1], sample_datamodule, None, tmp_path, max_pairs=2, progress=False)
+    assert to_jsonable({"a": np.float32("nan"), "b": [np.int64(2), float("inf")]}) == {"a": None, "b": [2, None]}
+
+
+def test_cli_help_is_fast_and_missing_files_are_named(tmp_path: Path) -> None:
+    code = ("import sys; from ecgtwin.cli.evaluate import build_parser; build_parser().format_help(); "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    from ecgtwin.cli.evaluate import default_split, main
+
+    assert main(["--data-root", str(tmp_path)]) == 2
+    assert main(["--classifier", str(tmp_path / "nope.ckpt")]) == 2
+    assert default_split(Path("data/ptbxl_sample"))["test_folds"] == [8]
+    assert default_split(tmp_path)["test_folds"] == [10]
+
+
+def test_downstream_learns_a_separable_task_and_scores_a_useless_generator_lower() -> None:
+    rng = np.random.default_rng(0)
+    labels = (np.arange(48) % 2 == 0).astype(np.float32)[:, None]  # (48, 1): one label
+    wave = np.sin(2 * np.pi * 1.5 * np.arange(1000) / 100.0)  # (L,)
+    real = (0.1 * rng.normal(size=(48, 12, 1000)) + labels[:, :, None] * wave).astype(np.float32)  # label 1 = big 1.5 Hz wave
+    useless = (0.1 * rng.normal(size=(48, 12, 1000))).astype(np.float32)  # ignores the condition
+    out = downstream_section(real, {"twin": real.copy(), "noise": useless}, labels, np.arange(48) // 2, epochs=3)
+    assert out["real"]["trtr"] > 0.9 and out["twin"]["tstr"] > 0.9
+    assert out["noise"]["tstr"] < out["twin"]["tstr"]

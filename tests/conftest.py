@@ -1,6 +1,8 @@
-"""Shared pytest fixtures: the bundled PTB-XL sample, the shared pack, a prepared sample DataModule."""
+"""Shared pytest fixtures: one torch thread, the bundled PTB-XL sample, the shared pack, a prepared sample DataModule."""
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,27 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ROOT = REPO / "data" / "ptbxl_sample"
 SHARED_ROOT = REPO.parent / "shared" / "data" / "ptbxl100"
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Run every test with one torch thread, restoring the previous count afterwards.
+
+    Tests use tiny tensors: extra threads only contend on a shared CPU (and can stall
+    in OpenMP). torch is not imported here: a session of torch-free tests (data, io)
+    stays torch-free; a test that imports torch only inside its body gets one thread
+    from the next test on.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

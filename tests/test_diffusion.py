@@ -1,8 +1,6 @@
 """VP schedule, v-loss, two-scale guidance, samplers (exactness on a Gaussian toy problem), EMA."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import math
 
 import pytest
@@ -16,14 +14,6 @@ from ecgtwin.models.unet import UNet1D
 
 SCHEDULE = VPSchedule(1000)
 V = 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: extra threads only contend on a shared machine
-    yield
-    torch.set_num_threads(threads)
 
 
 def trained_tiny_net() -> UNet1D:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -20,14 +19,6 @@ from ecgtwin.training.generator_module import CHECKPOINT_KEY, GeneratorModule, l
 V, LENGTH, BASE_DIM = 4, 64, 8
 TINY = dict(channels=16, channel_mults=(1, 2), blocks_per_level=1, max_attention_tokens=64, signal_length=LENGTH,
             cond_dim=16, heads=2, warmup_steps=1, lr=2e-3)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: extra threads only contend on a shared machine
-    yield
-    torch.set_num_threads(threads)
 
 
 class FakeIBE(nn.Module):

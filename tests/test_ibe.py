@@ -13,15 +13,6 @@ from ecgtwin.models.losses import ClipLoss
 V = 5  # label vocabulary size
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and without OpenMP stalls on a busy CPU) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_ibe(**kwargs: object) -> IndividualBaseExtractor:
     torch.manual_seed(0)
     args = dict(num_labels=V, dim=32, depth=1, heads=2, base_dim=16, cond_dim=16, condition_dropout=0.0)

@@ -59,15 +59,6 @@ class PairDataModule(L.LightningDataModule):
     val_dataloader = test_dataloader = train_dataloader
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and without OpenMP stalls on a busy CPU) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def trainer(tmp_path, steps: int = 25) -> L.Trainer:
     return L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,

@@ -1,25 +1,15 @@
 """UNet1D with the AdaX injector: shapes, attention placement, zero-init, condition routing, errors."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
 from ecgtwin.models.adax import ConditionCrossAttention, masked_mean
 from ecgtwin.models.embeddings import TimestepEmbedding, timestep_embedding
-from ecgtwin.models.unet import UNet1D, auto_attention_levels
+from ecgtwin.models.unet import UNet1D, auto_attention_levels, level_lengths
 
 V = 5
 MODES = ("adax", "adanorm_only", "xattn_only")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: extra threads only contend on a shared machine
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(mode: str = "adax", **kw) -> UNet1D:  # type: ignore[no-untyped-def]
@@ -83,6 +73,33 @@ def test_auto_attention_levels() -> None:
     assert auto_attention_levels(1000, 4, 250) == [2, 3]
     assert auto_attention_levels(5000, 4, 250) == []
     assert auto_attention_levels(999, 4, 250) == [2, 3]  # padded to 1000
+    assert level_lengths(999, 4) == [1000, 500, 250, 125]
+
+
+@pytest.mark.parametrize("mode", ["adax", "xattn_only"])
+def test_cross_attention_modes_refuse_a_net_without_attention(mode: str) -> None:
+    """(1, 2) at L=1000 has levels of 1000 and 500 tokens > 250: the condition tokens would reach nothing."""
+    small = dict(channels=8, blocks_per_level=1, signal_length=1000, base_dim=8, cond_dim=16, heads=2, mode=mode)
+    expected = (rf"mode='{mode}' .*silently ignored.*level lengths \[1000, 500\] .*2 levels, "
+                r"all above max_attention_tokens=250\. Add levels to channel_mults \(e\.g\. 3 levels instead of 2\) "
+                r"or raise max_attention_tokens to at least 500")
+    with pytest.raises(ValueError, match=expected):
+        UNet1D(V, channel_mults=(1, 2), max_attention_tokens=250, **small)
+    with pytest.raises(ValueError, match=r"attention_levels is empty\. Pass at least one level in 0\.\.1"):
+        UNet1D(V, channel_mults=(1, 2), attention_levels=(), **small)
+    # both suggested fixes build, with attention exactly where the message says it would be
+    assert UNet1D(V, channel_mults=(1, 2, 2), max_attention_tokens=250, **small).attention_levels == (2,)
+    assert UNet1D(V, channel_mults=(1, 2), max_attention_tokens=500, **small).attention_levels == (1,)
+
+
+def test_adanorm_only_needs_no_attention_and_still_carries_conditions() -> None:
+    net = unzero(UNet1D(V, channels=8, channel_mults=(1, 2), blocks_per_level=1, signal_length=1000,
+                        max_attention_tokens=250, base_dim=8, cond_dim=16, heads=2, mode="adanorm_only")).eval()
+    assert net.attention_levels == ()
+    assert not any(isinstance(m, ConditionCrossAttention) for m in net.modules())
+    x, t, cond = torch.randn(1, 12, 1000), torch.tensor([300]), condition(1, 1)
+    other = dict(cond, labels=1.0 - cond["labels"])
+    assert not torch.allclose(net(x, t, None, **cond), net(x, t, None, **other), atol=1e-4)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -4,7 +4,11 @@
   order, any case of the standard names, mV/uV/V, any sampling rate) and returns
   a float32 ``(12, L)`` array in mV, :data:`~ecgtwin.constants.LEADS` order, at
   ``target_fs``, cropped to the first ``seconds``. Every problem raises
-  :class:`ECGInputError` naming the file.
+  :class:`ECGInputError` naming the file. Header and sample reading (units,
+  lead mapping, ``.dat`` checks) is the data layer's low-level reader,
+  :mod:`ecgtwin.data.wfdb_reader` (numpy only, no pandas/torch); this module adds
+  the user-facing policy: extra channels ignored, NaN gaps interpolated,
+  resampling, cropping, age/sex from header comments.
 * :func:`write_twin` writes one generated twin atomically (``.dat`` first, ``.hea``
   last, both via ``os.replace`` from a temporary directory), so a record exists
   only when it is complete.
@@ -28,6 +32,8 @@ import wfdb
 from scipy.signal import resample_poly
 
 from ecgtwin.constants import AGE_RANGE_YEARS, DEFAULT_FS, DEFAULT_SECONDS, LEADS, N_LEADS, PTBXL_AGE_UNKNOWN, UNITS
+from ecgtwin.data.errors import ECGFileError
+from ecgtwin.data.wfdb_reader import header_path, read_header, read_leads
 
 FLAT_LEAD_MV: float = 0.01
 """A lead whose peak-to-peak amplitude over the used segment is below this (mV) is a flat line."""
@@ -39,22 +45,13 @@ ADC_GAINS: tuple[float, ...] = (1000.0, 200.0)
 DIGITAL_MAX: int = 32767
 """Largest 16-bit sample; -32768 is WFDB's missing-sample code, so the range is symmetric."""
 
-_UNIT_TO_MV: dict[str, float] = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 _SEX_WORDS: dict[str, str] = {"m": "M", "male": "M", "0": "M", "f": "F", "female": "F", "1": "F"}
 _VALID_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _COMMENT_FIELD = re.compile(r"^\s*<?\s*([A-Za-z_ ]+?)\s*>?\s*[:=]\s*(.+?)\s*$")
 
 
-class ECGInputError(ValueError):
-    """A user-supplied reference record (or argument) cannot be used; the message names the file."""
-
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (type(self), (self.path, self.problem))
+class ECGInputError(ECGFileError):
+    """A user-supplied reference record, manifest or argument cannot be used; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -94,12 +91,6 @@ def parse_sex(value: object) -> str | None:
     if text not in _SEX_WORDS:
         raise ValueError(f"sex {value!r} is not one of M, F, male, female, 0 (male), 1 (female)")
     return _SEX_WORDS[text]
-
-
-def _record_base(path: str | os.PathLike[str]) -> Path:
-    """``path`` without a ``.hea``/``.dat`` extension."""
-    p = Path(path).expanduser()
-    return p.with_suffix("") if p.suffix.lower() in (".hea", ".dat") else p
 
 
 def _demographics_from_comments(comments: Sequence[str]) -> tuple[float | None, str | None]:
@@ -156,43 +147,23 @@ def read_reference(
     """
     if target_fs <= 0 or seconds <= 0:
         raise ValueError(f"target_fs and seconds must be positive, got {target_fs} Hz, {seconds} s")
-    base = _record_base(path)
-    hea = base.with_name(base.name + ".hea")
+    hea = header_path(path)
     if not hea.is_file():
         raise ECGInputError(hea, "reference record not found (no .hea header file)")
-    try:
-        record = wfdb.rdrecord(str(base))
-    except Exception as exc:  # wfdb raises many types for damaged files
-        raise ECGInputError(hea, f"unreadable WFDB record: {exc}") from exc
-    if record.p_signal is None or record.fs is None or not record.sig_name:
-        raise ECGInputError(hea, "record has no signals")
-
-    lowered = [name.strip().lower() for name in record.sig_name]
-    columns: list[int] = []
-    for lead in LEADS:
-        hits = [i for i, name in enumerate(lowered) if name == lead.lower()]
-        if len(hits) > 1:
-            raise ECGInputError(hea, f"lead {lead} appears {len(hits)} times ({[record.sig_name[i] for i in hits]})")
-        columns.append(hits[0] if hits else -1)
-    missing = [lead for lead, col in zip(LEADS, columns) if col < 0]
-    if missing:
-        raise ECGInputError(hea, f"missing leads {', '.join(missing)} (found {', '.join(record.sig_name)})")
-
-    units = tuple(record.units[c] if record.units else "mV" for c in columns)
-    bad_units = sorted({u for u in units if u.strip().lower() not in _UNIT_TO_MV})
-    if bad_units:
-        raise ECGInputError(hea, f"unsupported signal units {bad_units} (expected mV, uV or V)")
-    scale = np.array([_UNIT_TO_MV[u.strip().lower()] for u in units])[:, None]  # (12, 1)
-
-    original_fs = float(record.fs)
+    header = read_header(hea, ECGInputError, only_standard=False)
+    original_fs = header.fs
     needed = int(np.ceil(seconds * original_fs - 1e-9))
-    if record.sig_len < needed:
+    if header.n_samples < needed:
         raise ECGInputError(
-            hea, f"record is {record.sig_len / original_fs:.2f} s long, shorter than the {seconds:g} s needed"
+            hea, f"record is {header.n_samples / original_fs:.2f} s long, shorter than the {seconds:g} s needed"
         )
+    try:
+        leads = read_leads(header, ECGInputError)  # (12, n_samples) mV, LEADS order
+    except ECGInputError as exc:  # names the .dat; the user pointed at the .hea
+        raise ECGInputError(hea, f"unreadable WFDB record: {exc}") from exc
     # Keep a 1 s margin past the crop so the resampling filter has no edge effect at the end.
-    keep = min(record.sig_len, needed + int(np.ceil(original_fs)))
-    signal = record.p_signal[:keep, columns].T * scale  # (12, keep) mV, LEADS order
+    keep = min(header.n_samples, needed + int(np.ceil(original_fs)))
+    signal = leads[:, :keep]  # (12, keep) mV, LEADS order
 
     notes: list[str] = []
     nan_counts = np.isnan(signal[:, :needed]).sum(axis=1)  # (12,)
@@ -213,15 +184,15 @@ def read_reference(
         ratio = Fraction(target_fs) / Fraction(original_fs).limit_denominator(1000)
         signal = resample_poly(signal, ratio.numerator, ratio.denominator, axis=1)  # (12, keep * ratio)
     length = int(round(seconds * target_fs))
-    age, sex = _demographics_from_comments(record.comments or [])
+    age, sex = _demographics_from_comments(header.comments)
     return Reference(
         signal=np.ascontiguousarray(signal[:, :length], dtype=np.float32),  # (12, length)
         fs=int(target_fs),
-        record_name=base.name,
-        path=base,
+        record_name=header.base.name,
+        path=header.base,
         original_fs=original_fs,
-        original_units=units,
-        comments=tuple(record.comments or ()),
+        original_units=header.units,
+        comments=header.comments,
         age=age,
         sex=sex,
         notes=tuple(notes),

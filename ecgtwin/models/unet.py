@@ -81,11 +81,32 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(h, scale_factor=2.0, mode="nearest"))
 
 
-def auto_attention_levels(signal_length: int, num_levels: int, max_attention_tokens: int) -> list[int]:
-    """Levels whose (padded) sequence length is at most ``max_attention_tokens``."""
+def level_lengths(signal_length: int, num_levels: int) -> list[int]:
+    """Sequence length at each level: the input padded to a multiple of ``2 ** (num_levels - 1)``, halved per level."""
     multiple = 2 ** (num_levels - 1)
     padded = -(-signal_length // multiple) * multiple
-    return [level for level in range(num_levels) if padded // 2**level <= max_attention_tokens]
+    return [padded // 2**level for level in range(num_levels)]
+
+
+def auto_attention_levels(signal_length: int, num_levels: int, max_attention_tokens: int) -> list[int]:
+    """Levels whose (padded) sequence length is at most ``max_attention_tokens``."""
+    lengths = level_lengths(signal_length, num_levels)
+    return [level for level, length in enumerate(lengths) if length <= max_attention_tokens]
+
+
+def _no_attention_message(mode: str, signal_length: int, num_levels: int, max_attention_tokens: int, explicit: bool) -> str:
+    """Why a cross-attention mode without attention levels is refused, and what to change."""
+    lengths = level_lengths(signal_length, num_levels)
+    head = (f"UNet1D mode={mode!r} feeds the condition tokens only through cross-attention, but no level has "
+            f"attention, so the conditions would be silently ignored: ")
+    if explicit:
+        return head + f"attention_levels is empty. Pass at least one level in 0..{num_levels - 1} (lengths {lengths})."
+    enough = next((n for n in range(num_levels + 1, num_levels + 17)
+                   if level_lengths(signal_length, n)[-1] <= max_attention_tokens), None)
+    more = f" (e.g. {enough} levels instead of {num_levels})" if enough else ""
+    return head + (f"signal_length={signal_length} gives level lengths {lengths} for channel_mults with {num_levels} "
+                   f"levels, all above max_attention_tokens={max_attention_tokens}. Add levels to channel_mults{more} "
+                   f"or raise max_attention_tokens to at least {lengths[-1]}.")
 
 
 class UNet1D(nn.Module):
@@ -116,13 +137,14 @@ class UNet1D(nn.Module):
         if channels < 1 or blocks_per_level < 1 or in_leads < 1:
             raise ValueError(f"channels, blocks_per_level, in_leads must be >= 1 (got {channels}, {blocks_per_level}, {in_leads})")
         num_levels = len(channel_mults)
+        explicit = attention_levels is not None
         if attention_levels is None:
             attention_levels = auto_attention_levels(signal_length, num_levels, max_attention_tokens)
         bad = [lv for lv in attention_levels if not 0 <= lv < num_levels]
         if bad:
             raise ValueError(f"attention_levels {bad} out of range for {num_levels} levels")
-        if mode == "xattn_only" and not attention_levels:
-            raise ValueError("mode='xattn_only' needs at least one attention level (raise max_attention_tokens)")
+        if mode != "adanorm_only" and not attention_levels:  # adax and xattn_only need cross-attention
+            raise ValueError(_no_attention_message(mode, signal_length, num_levels, max_attention_tokens, explicit))
         self.config: dict[str, Any] = {
             "num_labels": num_labels, "in_leads": in_leads, "channels": channels,
             "channel_mults": [int(m) for m in channel_mults], "blocks_per_level": blocks_per_level,

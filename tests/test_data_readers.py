@@ -176,6 +176,14 @@ def test_record_table_uses_records_list_and_records500_when_present(sample_root:
     assert small.loc[316, "path"].endswith("records100/00000/00316_lr") and small.loc[316, "source_fs"] == 100
 
 
+@pytest.mark.shared
+def test_shared_pack_table_follows_its_records_list(shared_root: Path) -> None:
+    table = ptbxl_record_table(shared_root)  # the pack ships the full 21,799-row database
+    assert len(table) == 5150 and table["patient_id"].nunique() == 2755
+    assert set(table["fold"]) == set(range(1, 9)) and (table["source_fs"] == 100).all()
+    assert all(Path(p + ".dat").is_file() for p in table["path"][::50])
+
+
 def test_bad_database_table(tmp_path: Path) -> None:
     with pytest.raises(ECGDataError, match="ptbxl_database.csv: missing table"):
         load_ptbxl_database(tmp_path)

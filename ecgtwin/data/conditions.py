@@ -104,7 +104,7 @@ class LabelVocabulary:
 
     def decode(self, multi_hot: np.ndarray, cutoff: float = 0.5) -> list[str]:
         """Names of the labels whose entry exceeds ``cutoff``."""
-        values = np.asarray(multi_hot).reshape(-1)
+        values = np.asarray(multi_hot).reshape(-1)  # (V,)
         if values.shape[0] != len(self.names):
             raise ValueError(f"decode: expected {len(self.names)} values, got {values.shape[0]}")
         return [n for n, v in zip(self.names, values) if v > cutoff]

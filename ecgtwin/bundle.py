@@ -20,21 +20,11 @@ from typing import Any
 
 import torch
 
+from ecgtwin.training.checkpoints import load_weights_only, submodule_state
+
 BUNDLE_FORMAT = "ecgtwin-bundle"
 BUNDLE_VERSION = 1
 _MODULE_ONLY_HPARAMS = ("net", "ibe", "ibe_checkpoint")
-
-
-def _torch_load(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {str(path)!r}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"{str(path)!r} is not a weights-only torch checkpoint: {err}") from err
-    if not isinstance(obj, dict):
-        raise ValueError(f"{str(path)!r} holds a {type(obj).__name__}, not an ecgtwin checkpoint")
-    return obj
 
 
 def _datamodule_state(ckpt: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -51,13 +41,13 @@ def bundle_from_checkpoint(path: str | Path, provenance: dict[str, Any] | None =
     from ecgtwin.training.generator_module import CHECKPOINT_KEY
 
     path = Path(path).expanduser()
-    ckpt = _torch_load(path)
+    ckpt = load_weights_only(path, "checkpoint")
     if CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{str(path)!r} is not an ecgtwin generator checkpoint (no {CHECKPOINT_KEY!r} entry)")
     data_state, data_hparams = _datamodule_state(ckpt, path)
     state = ckpt["state_dict"]
-    net_state = {k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
-    ibe_state = {k[len("ibe."):]: v for k, v in state.items() if k.startswith("ibe.")}
+    net_state = submodule_state(state, "ema.module.")
+    ibe_state = submodule_state(state, "ibe.")
     hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items()
                if k not in _MODULE_ONLY_HPARAMS and not k.startswith("_")}
     ibe_config = None
@@ -110,7 +100,7 @@ def save_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
 def load_bundle(path: str | Path) -> dict[str, Any]:
     """Load a bundle (``.pt``) or convert a Lightning generator checkpoint (``.ckpt``) on the fly."""
     path = Path(path).expanduser()
-    obj = _torch_load(path)
+    obj = load_weights_only(path, "checkpoint")
     if obj.get("format") == BUNDLE_FORMAT:
         if obj.get("format_version") != BUNDLE_VERSION:
             raise ValueError(f"{str(path)!r} is bundle format v{obj.get('format_version')}; this ecgtwin reads v{BUNDLE_VERSION}")

@@ -8,31 +8,15 @@ import pytest
 import torch
 
 from ecgtwin.api import TwinModel, TwinSpec, generate
-from ecgtwin.bundle import bundle_from_module, load_bundle, save_bundle
-from ecgtwin.data.conditions import DemographicsNormalizer, LabelVocabulary
+from ecgtwin.bundle import load_bundle, save_bundle
+from ecgtwin.data.conditions import LabelVocabulary
 from ecgtwin.io.wfdb_io import read_reference
-from ecgtwin.models.ibe import IndividualBaseExtractor
-from ecgtwin.training.generator_module import GeneratorModule
 
-TINY_UNET = dict(channels=8, channel_mults=(1, 2, 2, 2), blocks_per_level=1, cond_dim=16, heads=2, warmup_steps=1)
-
-
-def _tiny_bundle(sample_root: Path, tmp_path: Path, personalised: bool = True) -> Path:
-    torch.manual_seed(0)
-    vocab = LabelVocabulary.from_root(sample_root, "superclass")
-    ibe = IndividualBaseExtractor(len(vocab), dim=32, depth=1, heads=2, patch=16, base_dim=16, cond_dim=16) if personalised else None
-    module = GeneratorModule(len(vocab), use_base_vector=personalised, ibe=ibe, **TINY_UNET)
-    with torch.no_grad():  # make the (zero-initialised) conditioning pathways matter
-        for p in module.ema.module.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    bundle = bundle_from_module(module, vocab.to_dict(), DemographicsNormalizer().to_dict(),
-                                {"fs": 100, "seconds": 10.0, "highpass_hz": 0.5}, {"note": "test"})
-    return save_bundle(bundle, tmp_path / ("tiny.pt" if personalised else "population.pt"))
-
+from bundles import tiny_bundle
 
 @pytest.fixture(scope="module")
 def tiny_model(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> TwinModel:
-    return TwinModel.load(_tiny_bundle(sample_root, tmp_path_factory.mktemp("bundle")))
+    return TwinModel.load(tiny_bundle(sample_root, tmp_path_factory.mktemp("bundle")))
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +82,7 @@ def test_unknown_label_lists_close_matches(tiny_model: TwinModel, reference: np.
 
 
 def test_population_model_and_bad_checkpoints(sample_root: Path, tmp_path: Path, reference: np.ndarray) -> None:
-    population = TwinModel.load(_tiny_bundle(sample_root, tmp_path, personalised=False))
+    population = TwinModel.load(tiny_bundle(sample_root, tmp_path, personalised=False))
     assert not population.personalised
     assert population.generate([TwinSpec(reference, ["MI"])], steps=2, progress=False).shape == (1, 12, 1000)
     with pytest.raises(ValueError, match="population model"):

@@ -12,33 +12,16 @@ import pytest
 import torch
 
 from ecgtwin.api import TwinModel
-from ecgtwin.bundle import bundle_from_module, save_bundle
-from ecgtwin.data.conditions import DemographicsNormalizer, LabelVocabulary
 from ecgtwin.eval.classifier import ECGClassifier
 from ecgtwin.eval.harness import base_vectors_of, evaluate
 from ecgtwin.eval.harness_downstream import downstream_section
 from ecgtwin.eval.harness_data import select_pairs, twin_specs
 from ecgtwin.eval.harness_metrics import consistency_section, fidelity_metrics
 from ecgtwin.eval.report import to_jsonable
-from ecgtwin.models.ibe import IndividualBaseExtractor
-from ecgtwin.training.generator_module import GeneratorModule
 
-TINY_UNET = dict(channels=8, channel_mults=(1, 2, 2, 2), blocks_per_level=1, cond_dim=16, heads=2, warmup_steps=1)
+from bundles import tiny_bundle
+
 N_PAIRS = 6
-
-
-def tiny_bundle(sample_root: Path, folder: Path, personalised: bool) -> Path:
-    """A real (random-weight) IBE + generator bundle, as in tests/test_api.py."""
-    torch.manual_seed(0)
-    vocab = LabelVocabulary.from_root(sample_root, "superclass")
-    ibe = IndividualBaseExtractor(len(vocab), dim=32, depth=1, heads=2, patch=16, base_dim=16, cond_dim=16) if personalised else None
-    module = GeneratorModule(len(vocab), use_base_vector=personalised, ibe=ibe, **TINY_UNET)
-    with torch.no_grad():  # make the zero-initialised conditioning pathways matter
-        for p in module.ema.module.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    bundle = bundle_from_module(module, vocab.to_dict(), DemographicsNormalizer().to_dict(),
-                                {"fs": 100, "seconds": 10.0, "highpass_hz": 0.5}, {"note": "test"})
-    return save_bundle(bundle, folder / ("tiny.pt" if personalised else "population.pt"))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from ecgtwin.data.ptbxl import load_ptbxl_database
 from ecgtwin.io.wfdb_io import read_reference
 from ecgtwin.viz.notebook import (CLINICAL_COLUMNS, clinical_table, cosine_similarity, patient_records,
                                   patients_with_records, plot_leads, plot_similarity)
-from test_api import _tiny_bundle
+from bundles import tiny_bundle
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore_twins.ipynb"
 PNG_MAGIC = b"\x89PNG"
@@ -54,8 +54,8 @@ def test_committed_notebook_has_no_outputs() -> None:
     assert sum(c.cell_type == "markdown" for c in notebook.cells) >= len(code) // 2  # every step explained
 
 
-def test_notebook_runs_on_a_tiny_bundle(sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ECGTWIN_BUNDLE", str(_tiny_bundle(sample_root, tmp_path)))
+def test_notebook_runs_on_atiny_bundle(sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECGTWIN_BUNDLE", str(tiny_bundle(sample_root, tmp_path)))
     monkeypatch.setenv("ECGTWIN_NB_STEPS", "2")
     monkeypatch.setenv("ECGTWIN_NB_NUM", "1")
     monkeypatch.setenv("ECGTWIN_NB_OUT", str(tmp_path / "figures"))

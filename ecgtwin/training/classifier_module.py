@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ecgtwin.eval.classifier import ECGClassifier
 from ecgtwin.eval.metrics import bootstrap_ci, macro_auroc
+from ecgtwin.training.checkpoints import load_weights_only, restore
 from ecgtwin.training.ibe_module import cosine_warmup_factor
 
 Batch = Mapping[str, Any]
@@ -219,23 +220,10 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Loaded with ``torch.load(weights_only=True)``.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"classifier checkpoint not found: {str(path)!r}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"{str(path)!r} is not a loadable weights-only torch checkpoint: {err}") from err
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    ckpt = load_weights_only(path, "classifier checkpoint", map_location)
+    hparams = ckpt.get("hyper_parameters", {})
     if "state_dict" not in ckpt or any(key not in hparams for key in NET_KEYS):
         raise ValueError(f"{str(path)!r} is not a ClassifierModule checkpoint (needs state_dict and hyper_parameters {NET_KEYS})")
     net = ECGClassifier(**{key: hparams[key] for key in NET_KEYS})
-    prefix = "net."
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{str(path)!r}: classifier weights do not match its hyper-parameters: {err}") from err
-    net.eval()
-    net.requires_grad_(False)
+    restore(net, ckpt["state_dict"], "net.", path, "classifier")
     return net

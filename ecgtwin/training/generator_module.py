@@ -34,6 +34,7 @@ from ecgtwin.diffusion.samplers import SAMPLERS, NoiseSource
 from ecgtwin.diffusion.schedule import VPSchedule, diffusion_loss
 from ecgtwin.models.conditioning import ConditionTokenizer, condition_dropout_mask
 from ecgtwin.models.unet import UNet1D
+from ecgtwin.training.checkpoints import load_weights_only
 
 CHECKPOINT_KEY = "ecgtwin_generator"
 Batch = Mapping[str, Any]
@@ -267,9 +268,7 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu", i
     generator checkpoint, so twins use exactly the IBE the generator saw.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"generator checkpoint not found: {str(path)!r}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = load_weights_only(path, "generator checkpoint", map_location)
     if CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{str(path)!r} is not an ecgtwin generator checkpoint (no {CHECKPOINT_KEY!r} entry)")
     hparams = dict(ckpt.get("hyper_parameters", {}))
@@ -277,6 +276,10 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu", i
         hparams.pop(key)  # injected modules; LightningCLI's "_instantiator"/"_class_path" entries
     if ibe_checkpoint is not None:
         hparams["ibe_checkpoint"] = ibe_checkpoint
+    elif ibe is None and ckpt[CHECKPOINT_KEY].get("ibe_config") is not None:
+        from ecgtwin.models.ibe import IndividualBaseExtractor
+
+        ibe = IndividualBaseExtractor(**ckpt[CHECKPOINT_KEY]["ibe_config"])  # weights come from the state dict below
     net = UNet1D(**ckpt[CHECKPOINT_KEY]["net_config"])
     try:
         module = GeneratorModule(**hparams, net=net, ibe=ibe)

@@ -32,6 +32,7 @@ from ecgtwin.eval.identification import (
 )
 from ecgtwin.models.ibe import IndividualBaseExtractor
 from ecgtwin.models.losses import ClipLoss
+from ecgtwin.training.checkpoints import load_weights_only, restore
 
 
 def _build_net(num_labels: int | None, net_config: dict[str, Any] | None) -> IndividualBaseExtractor:
@@ -271,24 +272,10 @@ def load_ibe(path: str | Path, map_location: str | torch.device = "cpu", freeze:
 
     Returns the network in eval mode; ``freeze`` also turns off its gradients (generator stage).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"IBE checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"{path} is not a loadable weights-only torch checkpoint: {err}") from err
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    ckpt = load_weights_only(path, "IBE checkpoint", map_location)
+    hparams = ckpt.get("hyper_parameters", {})
     if "state_dict" not in ckpt or "net_config" not in hparams:
-        raise ValueError(f"{path} is not an IBEModule checkpoint (needs state_dict and hyper_parameters.net_config)")
+        raise ValueError(f"{str(path)!r} is not an IBEModule checkpoint (needs state_dict and hyper_parameters.net_config)")
     net = _build_net(None, hparams["net_config"])
-    prefix = "net."
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{path}: IBE weights do not match its net_config: {err}") from err
-    net.eval()
-    if freeze:
-        net.requires_grad_(False)
+    restore(net, ckpt["state_dict"], "net.", path, "IBE", freeze)
     return net

@@ -15,6 +15,7 @@ from ecgtwin.paths import BUNDLED_SAMPLE
 DEMO_RECORD = "records100/01000/01495_lr"
 """Reference of the demo patient (PTB-XL ecg_id 1495, patient 11568: NORM, later inferior MI)."""
 DEMO_CONDITIONS: tuple[str, ...] = ("NORM", "MI")
+DEMO_SAMPLER: tuple[str, int] = ("dpmpp_2m", 25)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=str(BUNDLED_SAMPLE / DEMO_RECORD), help="reference WFDB record")
     p.add_argument("--conditions", nargs="+", default=list(DEMO_CONDITIONS), help="target conditions, one twin set each")
     p.add_argument("--num", type=int, default=2, help="twins per condition (default 2)")
-    p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25, DPM-Solver++ 2M)")
+    p.add_argument("--sampler", default=DEMO_SAMPLER[0], choices=("ddpm", "ddim", "dpmpp_2m"),
+                   help=f"sampler (default {DEMO_SAMPLER[0]}; see docs/GENERATOR.md for the speed/fidelity trade-off)")
+    p.add_argument("--steps", type=int, default=DEMO_SAMPLER[1], help=f"sampler steps (default {DEMO_SAMPLER[1]})")
     p.add_argument("--checkpoint", default=None, help="model bundle (default: the bundled model)")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -37,12 +40,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     for condition in args.conditions:
         gen_args = ["--reference", args.reference, "--condition", condition, "--num", str(args.num),
-                    "--steps", str(args.steps), "--seed", str(args.seed), "--out", str(out), "--plot"]
+                    "--sampler", args.sampler, "--steps", str(args.steps), "--seed", str(args.seed), "--out", str(out), "--plot"]
         if args.checkpoint:
             gen_args += ["--checkpoint", args.checkpoint]
         rc = generate_main(gen_args)
         if rc != 0:
             return rc
-    print(f"\necgtwin demo: twins of {Path(args.reference).name} under {', '.join(args.conditions)} "
+    overview = _overview(Path(args.reference), out, args.conditions)
+    print(f"\necgtwin demo: overview (reference, then one twin per condition): {overview}")
+    print(f"ecgtwin demo: twins of {Path(args.reference).name} under {', '.join(args.conditions)} "
           f"are in {out.resolve()} (WFDB .hea/.dat, PNG plots, manifest.csv)")
     return 0
+
+
+def _overview(reference: Path, out: Path, conditions: Sequence[str]) -> Path:
+    """One PNG: the reference above the first twin of each condition (read back from the written WFDB records)."""
+    from ecgtwin.io.manifest import OutputManifest
+    from ecgtwin.io.wfdb_io import read_reference
+    from ecgtwin.viz.ecg_plot import plot_twin_comparison
+
+    ref = read_reference(reference)
+    rows = OutputManifest(out).rows()
+    twins, titles = [], [f"reference {ref.record_name}"]
+    for condition in conditions:
+        row = next((r for r in rows if Path(r["reference"]).name == ref.record_name and r["labels"] == condition), None)
+        if row is not None:
+            twins.append(read_reference(out / row["record_name"], target_fs=ref.fs).signal)
+            titles.append(f"twin under {condition} (seed {row['seed']})")
+    return plot_twin_comparison(ref.signal, twins, ref.fs, titles, out / "overview.png")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Full evaluation of the bundled model on the shared PTB-XL pack (test fold 8; train 1-6, val 7).
-# Needs the reference classifier trained first:
+# Uses the bundled reference classifier; to retrain it instead (then set CLASSIFIER=...):
 #   ecgtwin fit --config configs/classifier.yaml --config configs/data/ptbxl100.yaml
 #   cp runs/classifier/version_N/checkpoints/clf-*.ckpt runs/classifier_ptbxl100/best.ckpt   # the best val/macro_auroc
 # Usage: scripts/evaluate_ptbxl100.sh [extra `ecgtwin evaluate` options, e.g. --max-pairs 200 --population-checkpoint P.pt]
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 DATA=../shared/data/ptbxl100
 CHECKPOINT=ecgtwin/assets/ecgtwin_ptbxl100.pt
-CLASSIFIER=runs/classifier_ptbxl100/best.ckpt
+CLASSIFIER=${CLASSIFIER:-ecgtwin/assets/classifier_ptbxl100.ckpt}   # bundled reference classifier (folds 1-6, selected on 7)
 OUT=docs/eval_ptbxl100
 
 for f in "$DATA/ptbxl_database.csv" "$CHECKPOINT" "$CLASSIFIER"; do

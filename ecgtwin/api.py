@@ -10,6 +10,7 @@ loading the checkpoint; ``generate-ecg`` writes WFDB records on top of it.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ class TwinModel:
         self.checkpoint_path = checkpoint_path
         self.checkpoint_hash = checkpoint_hash
         self.provenance = provenance or {}
+        self.person_dropped = False
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -119,8 +121,27 @@ class TwinModel:
 
     @property
     def personalised(self) -> bool:
-        """False for a population model (no IBE / base vector)."""
-        return self.module.ibe is not None
+        """False for a population model (no IBE / base vector, or :meth:`without_person`)."""
+        return self.module.ibe is not None and not self.person_dropped
+
+    def without_person(self) -> TwinModel:
+        """This generator as a population model: every twin gets the learned NULL base vector.
+
+        Base-vector dropout during training (``p_base``) teaches the network the
+        person-unconditional branch ``u(0, c)``, a model of the target condition
+        over the whole population (Ho & Salimans 2022). The view shares the weights;
+        the reference is ignored and :meth:`base_vectors` is refused.
+        """
+        if self.module.ibe is None:
+            raise ValueError("this is already a population model (no IBE)")
+        view = copy.copy(self)
+        view.person_dropped = True
+        return view
+
+    @property
+    def description(self) -> str:
+        """Checkpoint path, marked when the person is dropped (reports name the model with it)."""
+        return f"{self.checkpoint_path} (null base vector)" if self.person_dropped else str(self.checkpoint_path)
 
     # --------------------------------------------------------------- conditions
     def encode_condition(self, labels: Sequence[str] | None, hr: float | None, age: float | None,

@@ -3,7 +3,11 @@
 # Uses the bundled reference classifier; to retrain it instead (then set CLASSIFIER=...):
 #   ecgtwin fit --config configs/classifier.yaml --config configs/data/ptbxl100.yaml
 #   cp runs/classifier/version_N/checkpoints/clf-*.ckpt runs/classifier_ptbxl100/best.ckpt   # the best val/macro_auroc
-# Usage: scripts/evaluate_ptbxl100.sh [extra `ecgtwin evaluate` options, e.g. --max-pairs 200 --population-checkpoint P.pt]
+# Every section runs: the core metrics with the null-base population baseline, the personalised-diagnosis
+# protocol (fine-tuning settings chosen on fold 7 by scripts/tune_personalized.py) and TSTR / TRTS /
+# real + synthetic on the benchmark protocol. About an hour on 2 CPU cores (10,500 twins, 6 classifiers).
+# Usage: scripts/evaluate_ptbxl100.sh [extra `ecgtwin evaluate` options, e.g. --max-pairs 200]
+# (a separately trained population model: replace --population-null-base by --population-checkpoint P.pt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +29,9 @@ ecgtwin evaluate \
   --train-folds 1-6 --val-folds 7 --test-folds 8 \
   --classifier "$CLASSIFIER" \
   --sampler dpmpp_2m --steps 25 \
+  --population-null-base \
+  --personalized \
+  --downstream \
   --out "$OUT" \
   "$@"
 echo "report: $OUT/report.md"

@@ -14,7 +14,6 @@ import torch
 from ecgtwin.api import TwinModel
 from ecgtwin.eval.classifier import ECGClassifier
 from ecgtwin.eval.harness import base_vectors_of, evaluate
-from ecgtwin.eval.harness_downstream import downstream_section
 from ecgtwin.eval.harness_data import select_pairs, twin_specs
 from ecgtwin.eval.harness_metrics import consistency_section, fidelity_metrics
 from ecgtwin.eval.report import to_jsonable
@@ -36,7 +35,9 @@ def run(models, sample_datamodule, tmp_path_factory: pytest.TempPathFactory):  #
     classifier = ECGClassifier(len(sample_datamodule.vocabulary), widths=(8, 16), head_dim=16).eval()
     out = tmp_path_factory.mktemp("report")
     report = evaluate(models[0], sample_datamodule, classifier, out, max_pairs=N_PAIRS, steps=2, population_model=models[1],
-                      n_extreme=3, n_boot=20, downstream=True, downstream_epochs=1, progress=False, settings={"classifier": "random tiny"})
+                      n_extreme=3, n_boot=20, downstream=True, downstream_max_pairs=8, downstream_epochs=1, personalized=True,
+                      personal_max_patients=3, personal_per_condition=1, personal_steps=2, progress=False,
+                      settings={"classifier": "random tiny"})
     return report, out
 
 
@@ -48,7 +49,8 @@ def test_report_files_written_and_json_matches(run) -> None:  # type: ignore[no-
     for name in pngs:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
-    for heading in ("Settings", "Fidelity", "Personal consistency", "macro-AUROC", "HR MAE", "extreme HR", "Clinical validity"):
+    for heading in ("Settings", "Fidelity", "Personal consistency", "macro-AUROC", "HR MAE", "extreme HR", "Clinical validity",
+                    "Personalised diagnosis", "TSTR", "TRTS"):
         assert heading in md
     header = next(line for line in md.splitlines() if line.startswith("| metric | twin"))
     assert "copy-the-reference" in header and "population model" in header and "real" in header
@@ -62,7 +64,7 @@ def test_settings_record_the_run(run, models, sample_datamodule) -> None:  # typ
     assert s["feature_space"] == "classifier penultimate" and s["n_extreme"] == 3
 
 
-def test_every_section_has_its_baselines_and_finite_numbers(run) -> None:  # type: ignore[no-untyped-def]
+def test_every_section_has_its_baselines_and_finite_numbers(run, sample_datamodule) -> None:  # type: ignore[no-untyped-def]
     report = run[0]
     for name in ("twin", "copy", "population", "real"):
         assert name in report["fidelity"] and name in report["clinical"] and name in report["controllability"]["hr"]
@@ -81,8 +83,20 @@ def test_every_section_has_its_baselines_and_finite_numbers(run) -> None:  # typ
         row = report["controllability"]["extreme_hr"][name]
         assert row["n_45"] + row["n_140"] > 0 and {"mae_45", "mean_140"} <= set(row)
     assert report["clinical"]["real"]["einthoven_mV"] < 0.01 and report["clinical"]["real"]["goldberger_mV"] < 0.01  # real limb leads obey the laws
-    assert set(report["downstream"]["twin"]) == {"tstr", "trts"} and "trtr" in report["downstream"]["real"]
-    assert "population" in report["downstream"]
+    arms = report["downstream"]["metrics"]
+    assert set(arms) == {"real", "real_matched", "twin", "population", "real+twin", "real+population"}
+    assert arms["twin"]["n_train"] == arms["real_matched"]["n_train"] == 8
+    assert arms["real+twin"]["n_train"] == arms["real"]["n_train"] + 8
+    for row in arms.values():
+        assert row["ci_low"] <= row["macro_auroc"] <= row["ci_high"] and row["best_epoch"] == 0
+    assert set(report["downstream"]["trts"]) == {"real", "twin", "population"}
+    personal = report["personalized"]
+    assert set(personal["metrics"]) == {"none", "first_ecg", "twin", "population"}
+    assert personal["settings"]["patients"] == 3 and personal["settings"]["twins"] == 3 * len(sample_datamodule.vocabulary)
+    for arm in ("first_ecg", "twin", "population"):
+        row = personal["metrics"][arm]
+        assert row["delta_accuracy_low"] <= row["delta_accuracy"] <= row["delta_accuracy_high"]
+        assert row["n"] == personal["metrics"]["none"]["n"] == personal["settings"]["later_ecgs"]
     assert report["clinical"]["real"]["qrs_ms_detected"] > 0.5 and 40 < report["clinical"]["real"]["qrs_ms_median"] < 200
 
 
@@ -141,20 +155,19 @@ def test_cli_help_is_fast_and_missing_files_are_named(tmp_path: Path) -> None:
     code = ("import sys; from ecgtwin.cli.evaluate import build_parser; build_parser().format_help(); "
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
-    from ecgtwin.cli.evaluate import default_split, main
+    from ecgtwin.cli.evaluate import default_split, detect_source, main
 
     assert main(["--data-root", str(tmp_path)]) == 2
     assert main(["--classifier", str(tmp_path / "nope.ckpt")]) == 2
+    assert main(["--personalized"]) == 2  # fine-tunes a classifier: --classifier is required
+    assert main(["--downstream", "--downstream-epochs", "0"]) == 2
+    with pytest.raises(SystemExit):  # one population baseline at a time
+        main(["--population-null-base", "--population-checkpoint", str(tmp_path / "p.pt")])
+    assert main(["--data-root", "data/ptbxl_sample", "--source", "mimic"]) == 2  # no record_list.csv there
+    assert detect_source(Path("data/ptbxl_sample")) == "ptbxl"
+    (tmp_path / "record_list.csv").write_text("subject_id,study_id,file_name,ecg_time,path\n")
+    assert detect_source(tmp_path) == "mimic" and detect_source(tmp_path, "mimic") == "mimic"
+    with pytest.raises(FileNotFoundError, match="ptbxl_database.csv"):
+        detect_source(tmp_path, "ptbxl")
     assert default_split(Path("data/ptbxl_sample"))["test_folds"] == [8]
-    assert default_split(tmp_path)["test_folds"] == [10]
-
-
-def test_downstream_learns_a_separable_task_and_scores_a_useless_generator_lower() -> None:
-    rng = np.random.default_rng(0)
-    labels = (np.arange(48) % 2 == 0).astype(np.float32)[:, None]  # (48, 1): one label
-    wave = np.sin(2 * np.pi * 1.5 * np.arange(1000) / 100.0)  # (L,)
-    real = (0.1 * rng.normal(size=(48, 12, 1000)) + labels[:, :, None] * wave).astype(np.float32)  # label 1 = big 1.5 Hz wave
-    useless = (0.1 * rng.normal(size=(48, 12, 1000))).astype(np.float32)  # ignores the condition
-    out = downstream_section(real, {"twin": real.copy(), "noise": useless}, labels, np.arange(48) // 2, epochs=3)
-    assert out["real"]["trtr"] > 0.9 and out["twin"]["tstr"] > 0.9
-    assert out["noise"]["tstr"] < out["twin"]["tstr"]
+    assert default_split(tmp_path / "elsewhere")["test_folds"] == [10]

@@ -35,7 +35,8 @@ def _folds(text: str) -> list[int]:
 
 
 def default_split(data_root: Path) -> dict[str, list[int]]:
-    """1-6 / 7 / 8 for the bundled sample and the shared folds 1-8 pack, PTB-XL's 1-8 / 9 / 10 otherwise."""
+    """1-6 / 7 / 8 for the bundled sample and the shared folds 1-8 pack, 1-8 / 9 / 10 otherwise (PTB-XL's
+    recommendation; for MIMIC-IV-ECG the folds are ``hash(subject_id) mod 10 + 1``)."""
     resolved = data_root.expanduser().resolve()
     if resolved in (BUNDLED_SAMPLE.resolve(), SHARED_PTBXL.resolve()) or resolved.name == "ptbxl100":
         return SAMPLE_SPLIT
@@ -46,14 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecgtwin evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None, help="model bundle (.pt) or generator .ckpt (default: the bundled model)")
-    p.add_argument("--data-root", default=str(BUNDLED_SAMPLE), help=f"PTB-XL folder (default: the bundled sample {BUNDLED_SAMPLE})")
+    p.add_argument("--data-root", default=str(BUNDLED_SAMPLE), help=f"PTB-XL or MIMIC-IV-ECG folder (default: the bundled "
+                   f"sample {BUNDLED_SAMPLE})")
+    p.add_argument("--source", choices=("auto", "ptbxl", "mimic"), default="auto", help="dataset layout (default auto: "
+                   "ptbxl_database.csv = PTB-XL, record_list.csv = MIMIC-IV-ECG, whose folds hash subject_id)")
     p.add_argument("--train-folds", type=_folds, default=None, help="default 1-6 for the sample/shared pack, else 1-8 "
                    "(fits the HR/age normaliser of the data module)")
     p.add_argument("--val-folds", type=_folds, default=None, help="default 7 (sample/shared pack), else 9")
     p.add_argument("--test-folds", type=_folds, default=None, help="default 8 (sample/shared pack), else 10")
     p.add_argument("--classifier", default=None, help="ClassifierModule checkpoint (feature space + AUROC); "
                    "without it: handcrafted features, no AUROC")
-    p.add_argument("--population-checkpoint", default=None, help="population model bundle (no base vector) as a baseline")
+    population = p.add_mutually_exclusive_group()
+    population.add_argument("--population-checkpoint", default=None, help="population model bundle (no base vector) as a baseline")
+    population.add_argument("--population-null-base", action="store_true", help="population baseline = the same model with "
+                            "its learned null base vector (the person-unconditional branch of base-vector dropout)")
     p.add_argument("--max-pairs", type=int, default=None, help="cap on the test pairs (seeded random subset; default all)")
     p.add_argument("--sampler", default="dpmpp_2m", choices=("ddpm", "ddim", "dpmpp_2m"))
     p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
@@ -61,7 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance-person", type=float, default=1.0, help="guidance scale on the person (base vector)")
     p.add_argument("--max-clinical", type=int, default=64, help="records per method for interval delineation (default 64)")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples of the AUROC CIs (default 200)")
-    p.add_argument("--downstream", action="store_true", help="add TSTR/TRTS with a tiny classifier (slower)")
+    p.add_argument("--personalized", action="store_true", help="add the personalised-diagnosis protocol: fine-tune the "
+                   "classifier per test patient on twins of the first ECG, test on the later ECGs (needs --classifier)")
+    p.add_argument("--personal-max-patients", type=int, default=None, help="cap on its patients (default all with >= 2 ECGs)")
+    p.add_argument("--personal-per-condition", type=int, default=2, help="twins per target condition and patient (default 2)")
+    p.add_argument("--personal-steps", type=int, default=10, help="fine-tuning Adam steps per patient (default 10, chosen "
+                   "on validation fold 7 of the shared pack: scripts/tune_personalized.py)")
+    p.add_argument("--personal-lr", type=float, default=1e-4, help="fine-tuning learning rate (default 1e-4, idem)")
+    p.add_argument("--downstream", action="store_true", help="add TSTR / TRTS / real + synthetic on the benchmark protocol "
+                   "(generates twins of the train pairs and trains classifiers: slow)")
+    p.add_argument("--downstream-max-pairs", type=int, default=None, help="cap on the train pairs turned into twins (default all)")
+    p.add_argument("--downstream-epochs", type=int, default=8, help="epochs of every downstream classifier (default 8)")
     p.add_argument("--cache-dir", default=None, help="data cache folder (default: the user cache)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, default=0)
@@ -70,15 +87,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+SOURCE_FILES = {"ptbxl": "ptbxl_database.csv", "mimic": "record_list.csv"}
+
+
+def detect_source(root: Path, source: str = "auto") -> str:
+    """``"ptbxl"`` or ``"mimic"``: the layout of ``root`` (checked against ``source`` unless ``"auto"``)."""
+    found = [name for name, marker in SOURCE_FILES.items() if (root / marker).is_file()]
+    wanted = found if source == "auto" else [source]
+    if not found or wanted[0] not in found:
+        expected = " or ".join(SOURCE_FILES[n] for n in (SOURCE_FILES if source == "auto" else [source]))
+        raise FileNotFoundError(f"--data-root {str(root)!r} is not a {'PTB-XL or MIMIC-IV-ECG' if source == 'auto' else source} "
+                                f"folder (no {expected})")
+    return wanted[0]
+
+
 def _check_args(args: argparse.Namespace) -> None:
-    root = Path(args.data_root).expanduser()
-    if not (root / "ptbxl_database.csv").is_file():
-        raise FileNotFoundError(f"--data-root {str(root)!r} is not a PTB-XL folder (no ptbxl_database.csv)")
+    args.source = detect_source(Path(args.data_root).expanduser(), args.source)
     for flag in ("checkpoint", "classifier", "population_checkpoint"):
         value = getattr(args, flag)
         if value is not None and not Path(value).expanduser().is_file():
             raise FileNotFoundError(f"--{flag.replace('_', '-')} {value!r}: file not found")
-    for flag in ("max_pairs", "steps", "max_clinical", "n_boot"):
+    if args.personalized and args.classifier is None:
+        raise ValueError("--personalized fine-tunes the population classifier: pass --classifier")
+    if not args.personal_lr > 0:
+        raise ValueError(f"--personal-lr must be > 0, got {args.personal_lr}")
+    for flag in ("max_pairs", "steps", "max_clinical", "n_boot", "personal_max_patients", "personal_per_condition",
+                 "personal_steps", "downstream_max_pairs", "downstream_epochs"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
@@ -99,13 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model = TwinModel.load(args.checkpoint, device=args.device)
         population = TwinModel.load(args.population_checkpoint, device=args.device) if args.population_checkpoint else None
+        if args.population_null_base:
+            population = model.without_person()
         classifier = load_classifier(args.classifier, map_location=args.device) if args.classifier else None
     except (FileNotFoundError, ValueError) as err:
         print(f"ecgtwin evaluate: {err}", file=sys.stderr)
         return 2
     split = default_split(Path(args.data_root))
     folds = {key: getattr(args, key) or split[key] for key in ("train_folds", "val_folds", "test_folds")}
-    datamodule = ECGDataModule(root=str(Path(args.data_root).expanduser()), cache_dir=args.cache_dir, fs=model.fs,
+    datamodule = ECGDataModule(root=str(Path(args.data_root).expanduser()), source=args.source, cache_dir=args.cache_dir, fs=model.fs,
                                seconds=model.length / model.fs, label_set=model.vocabulary.level,
                                label_threshold=model.vocabulary.threshold, highpass_hz=model.highpass_hz,
                                pairs=True, progress=not args.quiet, **folds)
@@ -113,7 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = evaluate(model, datamodule, classifier, args.out, max_pairs=args.max_pairs, sampler=args.sampler,
                           steps=args.steps, guidance_condition=args.guidance_condition,
                           guidance_person=args.guidance_person, seed=args.seed, population_model=population,
-                          max_clinical=args.max_clinical, n_boot=args.n_boot, downstream=args.downstream, progress=not args.quiet,
+                          max_clinical=args.max_clinical, n_boot=args.n_boot, downstream=args.downstream,
+                          downstream_max_pairs=args.downstream_max_pairs, downstream_epochs=args.downstream_epochs,
+                          personalized=args.personalized, personal_max_patients=args.personal_max_patients,
+                          personal_per_condition=args.personal_per_condition, personal_steps=args.personal_steps,
+                          personal_lr=args.personal_lr, progress=not args.quiet,
                           settings={"classifier": args.classifier or "none (handcrafted features)"})
     except ValueError as err:
         print(f"ecgtwin evaluate: {err}", file=sys.stderr)

@@ -99,6 +99,9 @@ class ECGClassifier(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.num_labels, self.in_leads, self.feature_dim = num_labels, in_leads, head_dim
+        self.config = {"num_labels": num_labels, "in_leads": in_leads, "widths": list(widths), "blocks": list(blocks),
+                       "kernel": kernel, "head_dim": head_dim, "dropout": dropout}
+        """The constructor arguments (rebuild an untrained copy with ``ECGClassifier(**net.config)``)."""
         self.stem = nn.Sequential(
             conv_bn(in_leads, widths[0], kernel, stride=2),
             conv_bn(widths[0], widths[0], kernel),

@@ -27,25 +27,12 @@ from typing import Any
 import numpy as np
 
 from ecgtwin.api import TwinModel
+from ecgtwin.eval.classifier_fit import predict_logits
 from ecgtwin.eval.clinical import heart_rates
 from ecgtwin.eval.harness_data import PairArrays, check_compatible, encoding_specs, select_pairs, twin_specs
 from ecgtwin.eval.harness_metrics import (auroc_section, clinical_section, consistency_section, extreme_hr_section,
                                           feature_space, fidelity_section, hr_section)
 from ecgtwin.eval.report import to_jsonable, write_report
-
-
-def _classifier_logits(classifier: Any, signals: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Logits (N, V) of ``signals`` (N, 12, L)."""
-    import torch
-
-    classifier.eval()
-    device = next(classifier.parameters()).device
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(signals), batch_size):
-            x = torch.as_tensor(np.asarray(signals[start:start + batch_size]), dtype=torch.float32, device=device)  # (b, 12, L)
-            out.append(classifier(x).double().cpu().numpy())
-    return np.concatenate(out)  # (N, V)
 
 
 def base_vectors_of(model: TwinModel, signals: np.ndarray, labels: np.ndarray, meta: dict[str, np.ndarray]) -> np.ndarray:
@@ -64,7 +51,7 @@ def _settings(model: TwinModel, datamodule: Any, pairs: PairArrays, population_m
               options: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "checkpoint": str(model.checkpoint_path), "checkpoint_hash": model.checkpoint_hash,
-        "population_checkpoint": None if population_model is None else str(population_model.checkpoint_path),
+        "population_checkpoint": None if population_model is None else population_model.description,
         "population_checkpoint_hash": None if population_model is None else population_model.checkpoint_hash,
         "data_root": str(getattr(datamodule, "root", "?")), "folds": dict(getattr(datamodule, "folds", {})),
         "n_pairs": len(pairs), "n_patients": int(len(np.unique(pairs.patient_id))),
@@ -91,7 +78,13 @@ def evaluate(
     batch_size: int = 16,
     n_examples: int = 3,
     downstream: bool = False,
-    downstream_epochs: int = 3,
+    downstream_max_pairs: int | None = None,
+    downstream_epochs: int = 8,
+    personalized: bool = False,
+    personal_max_patients: int | None = None,
+    personal_per_condition: int = 2,
+    personal_steps: int = 10,
+    personal_lr: float = 1e-4,
     settings: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -108,15 +101,21 @@ def evaluate(
         extreme_hr, n_extreme: target HRs (bpm) asked of the first ``n_extreme`` pairs.
         max_clinical: records per method for the (slow) interval delineation; ``None`` = all.
         n_boot: bootstrap resamples of the AUROC CIs.
-        downstream, downstream_epochs: add the TSTR/TRTS section (:mod:`ecgtwin.eval.harness_downstream`).
+        downstream, downstream_max_pairs, downstream_epochs: add TSTR / TRTS / real + synthetic on the benchmark
+            protocol (:mod:`ecgtwin.eval.downstream`): twins of up to ``downstream_max_pairs`` train pairs.
+        personalized, personal_*: add the personalised-diagnosis protocol (:mod:`ecgtwin.eval.personalized`;
+            needs ``classifier``): patients, twins per condition, fine-tuning steps and learning rate.
         settings: extra entries for the report's settings (e.g. the classifier checkpoint path).
     Returns:
-        ``{"settings", "fidelity", "consistency", "controllability", "clinical", ["downstream"], "notes"}`` with
+        ``{"settings", "fidelity", "consistency", "controllability", "clinical", ["personalized"], ["downstream"], "notes"}`` with
         ``{method: {metric: value}}`` sections, JSON-ready (NaN -> None).
     """
     if not model.personalised:
         raise ValueError("evaluate needs a personalised model (with an IBE); pass a population model as population_model")
+    if personalized and classifier is None:
+        raise ValueError("the personalised protocol fine-tunes the population classifier: pass a classifier")
     start = time.perf_counter()
+    generators = {"twin": model, **({"population": population_model} if population_model is not None else {})}
     pairs = select_pairs(datamodule, max_pairs, seed)
     check_compatible(model, datamodule, pairs)
     if population_model is not None:
@@ -150,14 +149,13 @@ def evaluate(
     notes.append("HR MAE of real targets is the measurement floor: the targets' HR comes from the same R-peak "
                  "detector (cache metadata) unless the source provides one.")
     if classifier is not None:
-        logits = {name: _classifier_logits(classifier, x) for name, x in {**signals, "real": pairs.target}.items()}
+        logits = {name: predict_logits(classifier, x) for name, x in {**signals, "real": pairs.target}.items()}
         controllability["auroc"] = auroc_section(logits, pairs.target_labels, n_boot=n_boot, seed=seed)
     else:
         notes.append("no classifier: controllability AUROC skipped.")
     rows = np.arange(min(n_extreme, len(pairs)))
     extreme_measured: dict[str, dict[float, np.ndarray]] = {}
-    extreme_models = {"twin": model, **({"population": population_model} if population_model is not None else {})}
-    for name, m in extreme_models.items():
+    for name, m in generators.items():
         ext_specs = [s for hr in extreme_hr for s in twin_specs(m, pairs, seed, hr_override=hr, rows=rows)]
         ext = m.generate(ext_specs, **gen) if len(ext_specs) else np.zeros((0, 12, model.length), np.float32)  # (E * n, 12, L)
         hrs = heart_rates(ext, model.fs) if len(ext) else np.zeros(0)
@@ -169,12 +167,26 @@ def evaluate(
     clinical, tables = clinical_section({**{k: v[keep] for k, v in signals.items()}, "real": pairs.target[keep]}, model.fs)
 
     sections: dict[str, Any] = {}
-    if downstream:
-        from ecgtwin.eval.harness_downstream import downstream_section
+    if personalized:
+        from ecgtwin.eval.personalized import personalized_section, select_patients
 
-        generated = {k: v for k, v in signals.items() if k != "copy"}
-        sections["downstream"] = downstream_section(pairs.target, generated, pairs.target_labels, pairs.patient_id,
-                                                    downstream_epochs, seed)
+        series = select_patients(datamodule, personal_max_patients, seed)
+        sections["personalized"] = personalized_section(
+            generators, classifier, series, per_condition=personal_per_condition, steps=personal_steps, lr=personal_lr,
+            n_boot=n_boot, seed=seed, generate_kwargs=gen, progress=progress)
+        notes.append("personalised: " + sections["personalized"].pop("note"))
+    if downstream:
+        from ecgtwin.eval.downstream import downstream_section, split_records
+
+        architecture = getattr(classifier, "config", None)
+        sections["downstream"] = downstream_section(
+            generators, select_pairs(datamodule, downstream_max_pairs, seed, split="train"),
+            split_records(datamodule, "train"), split_records(datamodule, "val"), split_records(datamodule, "test"),
+            test_twins={k: v for k, v in signals.items() if k != "copy"}, test_pairs=pairs, architecture=architecture,
+            epochs=downstream_epochs, n_boot=n_boot, seed=seed, generate_kwargs=gen, progress=progress)
+        notes.append("downstream: every arm is the same classifier trained from scratch for the same epochs, selected on "
+                     "the real validation folds and scored on every real test-fold record; TRTS = the `real` arm on the "
+                     "test pairs' twins vs their real targets.")
 
     options = dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition, guidance_person=guidance_person,
                    seed=seed, feature_space=space, n_boot=n_boot, extreme_hr=list(extreme_hr), n_extreme=len(rows),

@@ -50,25 +50,32 @@ def _sex(value: float) -> str | None:
     return SEX_NAMES.get(float(value)) if math.isfinite(value) else None
 
 
-def select_pairs(datamodule: object, max_pairs: int | None = None, seed: int = 0) -> PairArrays:
-    """Arrays of the test split's same-patient pairs (a seeded random subset of ``max_pairs`` when given).
+def split_dataset(datamodule: object, split: str) -> object:
+    """``datamodule.<split>_dataset``, preparing and setting the data module up first when needed."""
+    try:
+        return getattr(datamodule, f"{split}_dataset")
+    except RuntimeError:  # not set up yet
+        datamodule.prepare_data()  # type: ignore[attr-defined]
+        datamodule.setup("test")  # type: ignore[attr-defined]
+        return getattr(datamodule, f"{split}_dataset")
+
+
+def select_pairs(datamodule: object, max_pairs: int | None = None, seed: int = 0, split: str = "test") -> PairArrays:
+    """Arrays of a split's same-patient pairs (a seeded random subset of ``max_pairs`` when given).
 
     ``datamodule`` is an :class:`~ecgtwin.data.datamodule.ECGDataModule` built with ``pairs=True``;
     it is prepared and set up here when needed.
     """
     if max_pairs is not None and max_pairs < 1:
         raise ValueError(f"max_pairs must be >= 1 or None, got {max_pairs}")
-    try:
-        pairs_ds = datamodule.test_dataset  # type: ignore[attr-defined]
-    except RuntimeError:  # not set up yet
-        datamodule.prepare_data()  # type: ignore[attr-defined]
-        datamodule.setup("test")  # type: ignore[attr-defined]
-        pairs_ds = datamodule.test_dataset  # type: ignore[attr-defined]
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    pairs_ds = split_dataset(datamodule, split)
     if not hasattr(pairs_ds, "pairs"):
-        raise ValueError("evaluate needs the test split as same-patient pairs: build the ECGDataModule with pairs=True")
+        raise ValueError(f"evaluate needs the {split} split as same-patient pairs: build the ECGDataModule with pairs=True")
     pairs = np.asarray(pairs_ds.pairs)  # (P, 2) cache rows
     if len(pairs) == 0:
-        raise ValueError(f"the test split (folds {datamodule.folds['test']}) of {datamodule.root} has no same-patient pairs")  # type: ignore[attr-defined]
+        raise ValueError(f"the {split} split (folds {datamodule.folds[split]}) of {datamodule.root} has no same-patient pairs")  # type: ignore[attr-defined]
     if max_pairs is not None and max_pairs < len(pairs):
         pairs = pairs[np.sort(np.random.default_rng(seed).choice(len(pairs), max_pairs, replace=False))]
     records = pairs_ds.records

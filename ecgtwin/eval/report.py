@@ -11,8 +11,15 @@ from typing import Any
 import numpy as np
 
 METHOD_ORDER: tuple[str, ...] = ("twin", "copy", "population", "real", "other_patients", "chance")
+SECTION_ORDER: dict[str, tuple[str, ...]] = {
+    "personalized": ("none", "first_ecg", "twin", "population"),
+    "downstream": ("real", "real_matched", "twin", "population", "real+twin", "real+population"),
+}
+"""Column order of the sections whose reference column is not the twin."""
 METHOD_TITLES = {"twin": "twin", "copy": "copy-the-reference", "population": "population model", "real": "real",
-                 "other_patients": "other patients' targets", "chance": "chance"}
+                 "other_patients": "other patients' targets", "chance": "chance", "none": "no fine-tuning (without twins)",
+                 "first_ecg": "first ECG only", "real_matched": "real targets (size-matched)", "real+twin": "real + twins",
+                 "real+population": "real + population twins"}
 SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("fidelity", "", "Fidelity and diversity (vs real targets)"),
     ("consistency", "", "Personal consistency (IBE cosine to the reference; identification among real targets)"),
@@ -20,7 +27,12 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("controllability", "hr", "Controllability: HR MAE (bpm), target vs measured"),
     ("controllability", "extreme_hr", "Controllability: extreme HR targets (bpm)"),
     ("clinical", "", "Clinical validity (intervals in ms, lead-law residuals in mV)"),
-    ("downstream", "", "Downstream: macro-AUROC of a tiny classifier, patient-disjoint halves (TSTR / TRTS / TRTR)"),
+    ("personalized", "metrics", "Personalised diagnosis: the population classifier fine-tuned per patient on twins of the "
+     "patient's first ECG, scored on the patient's later ECGs (column = what it was fine-tuned on; delta vs no "
+     "fine-tuning with a 95% patient-level paired bootstrap CI)"),
+    ("downstream", "metrics", "Downstream, benchmark protocol: macro-AUROC on every real test-fold record (95% bootstrap "
+     "CI) of classifiers trained on real (TRTR), synthetic only (TSTR) or real + synthetic records"),
+    ("downstream", "trts", "Downstream: TRTS, the real-trained classifier on the test pairs' twins vs their real targets"),
 )
 PNG_NAMES = {"hr": "hr_target_vs_measured.png", "intervals": "intervals_hist.png", "example": "example_{}.png"}
 
@@ -52,16 +64,26 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def section_table(section: Mapping[str, Mapping[str, Any]]) -> str:
-    """Markdown table: one row per metric, one column per method (baselines beside the model)."""
-    methods = [m for m in METHOD_ORDER if m in section] + [m for m in section if m not in METHOD_ORDER]
+def _cell(values: Mapping[str, Any], key: str, interval: bool) -> str:
+    """``values[key]``, as ``"value [low, high]"`` when ``interval`` (from ``key_low`` / ``key_high``)."""
+    if interval and values.get(key) is not None:
+        return f"{_fmt(values.get(key))} [{_fmt(values.get(f'{key}_low'))}, {_fmt(values.get(f'{key}_high'))}]"
+    return _fmt(values.get(key))
+
+
+def section_table(section: Mapping[str, Mapping[str, Any]], order: Sequence[str] = METHOD_ORDER) -> str:
+    """Markdown table: one row per metric, one column per method (baselines beside the model), ``order`` first."""
+    methods = [m for m in order if m in section] + [m for m in section if m not in order]
     metrics: list[str] = []
     for m in methods:
         metrics += [k for k in section[m] if k not in metrics]
+    intervals = {k for k in metrics if f"{k}_low" in metrics and f"{k}_high" in metrics}
     lines = ["| metric | " + " | ".join(METHOD_TITLES.get(m, m) for m in methods) + " |",
              "|---|" + "---:|" * len(methods)]
     for key in metrics:
-        lines.append(f"| {key} | " + " | ".join(_fmt(section[m].get(key)) for m in methods) + " |")
+        if key.endswith(("_low", "_high")) and key.rsplit("_", 1)[0] in intervals:
+            continue  # shown as "value [low, high]" in its metric's row
+        lines.append(f"| {key} | " + " | ".join(_cell(section[m], key, key in intervals) for m in methods) + " |")
     return "\n".join(lines)
 
 
@@ -78,7 +100,7 @@ def render_markdown(report: Mapping[str, Any], images: Sequence[str] = ()) -> st
         section = section.get(sub) if sub else section
         if not section:
             continue
-        lines += ["", f"## {title}", "", section_table(section)]
+        lines += ["", f"## {title}", "", section_table(section, SECTION_ORDER.get(key, METHOD_ORDER))]
     lines += ["", "## Notes", ""] + [f"- {n}" for n in report.get("notes", [])]
     if images:
         lines += ["", "## Figures", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in images]

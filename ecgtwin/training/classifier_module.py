@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ecgtwin.eval.classifier import ECGClassifier
+from ecgtwin.eval.classifier_fit import param_groups
 from ecgtwin.eval.metrics import bootstrap_ci, macro_auroc
 from ecgtwin.training.checkpoints import load_weights_only, restore
-from ecgtwin.training.ibe_module import cosine_warmup_factor
+from ecgtwin.training.schedules import cosine_warmup_factor
 
 Batch = Mapping[str, Any]
 NET_KEYS: tuple[str, ...] = ("num_labels", "widths", "blocks", "kernel", "head_dim", "dropout")
@@ -202,10 +203,7 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on norms and biases), warmup + cosine decay per step."""
-        decay = [p for p in self.net.parameters() if p.ndim >= 2]
-        no_decay = [p for p in self.net.parameters() if p.ndim < 2]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
+        optimizer = torch.optim.AdamW(param_groups(self.net, self.hparams.weight_decay), lr=self.hparams.lr)
         total = None
         if self._trainer is not None:
             estimated = self.trainer.estimated_stepping_batches

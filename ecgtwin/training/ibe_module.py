@@ -33,6 +33,7 @@ from ecgtwin.eval.identification import (
 from ecgtwin.models.ibe import IndividualBaseExtractor
 from ecgtwin.models.losses import ClipLoss
 from ecgtwin.training.checkpoints import load_weights_only, restore
+from ecgtwin.training.schedules import cosine_warmup_factor
 
 
 def _build_net(num_labels: int | None, net_config: dict[str, Any] | None) -> IndividualBaseExtractor:
@@ -47,19 +48,6 @@ def _build_net(num_labels: int | None, net_config: dict[str, Any] | None) -> Ind
         return IndividualBaseExtractor(**config)
     except TypeError as err:
         raise ValueError(f"invalid IBE net_config {config}: {err}") from err
-
-
-def cosine_warmup_factor(step: int, warmup_steps: int, total_steps: int | None, min_ratio: float) -> float:
-    """Learning-rate factor: linear warmup, then half-cosine decay to ``min_ratio`` (Loshchilov & Hutter 2017).
-
-    f(s) = (s+1)/W for s < W; else r + (1-r) * 0.5 * (1 + cos(pi * min(1, (s-W)/(S-W)))); constant 1 when S is None.
-    """
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if total_steps is None:
-        return 1.0
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class IBEModule(L.LightningModule):

@@ -45,7 +45,8 @@ def test_report_files_written_and_json_matches(run) -> None:  # type: ignore[no-
     report, out = run
     assert json.loads((out / "report.json").read_text()) == report
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["example_0.png", "example_1.png", "example_2.png", "hr_target_vs_measured.png", "intervals_hist.png"]
+    assert pngs == ["downstream.png", "example_0.png", "example_1.png", "example_2.png", "hr_target_vs_measured.png",
+                    "intervals_hist.png"]
     for name in pngs:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()

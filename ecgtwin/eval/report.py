@@ -34,7 +34,8 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
      "CI) of classifiers trained on real (TRTR), synthetic only (TSTR) or real + synthetic records"),
     ("downstream", "trts", "Downstream: TRTS, the real-trained classifier on the test pairs' twins vs their real targets"),
 )
-PNG_NAMES = {"hr": "hr_target_vs_measured.png", "intervals": "intervals_hist.png", "example": "example_{}.png"}
+PNG_NAMES = {"hr": "hr_target_vs_measured.png", "intervals": "intervals_hist.png", "example": "example_{}.png",
+             "downstream": "downstream.png"}
 
 
 def to_jsonable(value: Any) -> Any:
@@ -148,6 +149,49 @@ def _plot_intervals(tables: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
+def _interval_panel(ax: Any, rows: Sequence[tuple[str, float | None, float | None, float | None]], xlabel: str,
+                    reference: float | None = None) -> None:
+    """Horizontal point-and-interval chart of ``(label, value, low, high)`` rows (missing values skipped)."""
+    rows = [r for r in rows if r[1] is not None]
+    for y, (label, value, low, high) in enumerate(rows):
+        err = [[value - low], [high - value]] if low is not None and high is not None else None
+        ax.errorbar(value, y, xerr=err, fmt="o", capsize=4, color="C0")
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    if reference is not None:
+        ax.axvline(reference, color="k", ls="--", lw=1)
+    ax.set(xlabel=xlabel)
+    ax.invert_yaxis()
+
+
+def _plot_downstream(report: Mapping[str, Any], path: Path) -> Path | None:
+    """Benchmark-protocol AUROCs with CIs (left) and personalised deltas with CIs (right), for the sections present."""
+    import matplotlib.pyplot as plt
+
+    panels = []
+    bench = report.get("downstream", {}).get("metrics", {})
+    if bench:
+        order = [m for m in SECTION_ORDER["downstream"] if m in bench] + [m for m in bench if m not in SECTION_ORDER["downstream"]]
+        rows = [(METHOD_TITLES.get(m, m), bench[m].get("macro_auroc"), bench[m].get("ci_low"), bench[m].get("ci_high")) for m in order]
+        ref = bench.get("real", {}).get("macro_auroc")
+        panels.append((rows, "test macro-AUROC (95% CI); dashed = real", ref, "Benchmark protocol (TRTR / TSTR / real + synthetic)"))
+    personal = report.get("personalized", {}).get("metrics", {})
+    if personal:
+        rows = [(f"{METHOD_TITLES.get(arm, arm)}: {metric}", row.get(f"delta_{metric}"), row.get(f"delta_{metric}_low"),
+                 row.get(f"delta_{metric}_high"))
+                for arm, row in personal.items() if arm != "none" for metric in ("accuracy", "macro_f1", "macro_auroc")]
+        panels.append((rows, "change vs no fine-tuning (95% patient bootstrap CI)", 0.0, "Personalised diagnosis"))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for ax, (rows, xlabel, ref, title) in zip(axes[0], panels):
+        _interval_panel(ax, rows, xlabel, ref)
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str], pairs: Any = None,
                  signals: Mapping[str, np.ndarray] | None = None, fs: float = 100.0,
                  target_hr: np.ndarray | None = None, measured_hr: Mapping[str, np.ndarray] | None = None,
@@ -180,6 +224,9 @@ def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str], pai
         written["hr"] = _plot_hr(np.asarray(target_hr, dtype=np.float64), measured_hr, out / PNG_NAMES["hr"])
     if interval_tables:
         written["intervals"] = _plot_intervals(interval_tables, out / PNG_NAMES["intervals"])
+    downstream_png = _plot_downstream(report, out / PNG_NAMES["downstream"])
+    if downstream_png is not None:
+        written["downstream"] = downstream_png
     json_path = out / "report.json"
     json_path.write_text(json.dumps(to_jsonable(report), indent=2))
     md_path = out / "report.md"

@@ -34,17 +34,16 @@ def main() -> None:
 
     from ecgtwin.api import TwinModel
     from ecgtwin.cli.evaluate import _folds
-    from ecgtwin.data.datamodule import ECGDataModule
     from ecgtwin.eval.classifier_fit import binary_metrics
+    from ecgtwin.eval.harness_data import datamodule_for
     from ecgtwin.eval.personalized import default_conditions, personal_specs, personalized_logits, select_patients
     from ecgtwin.training.classifier_module import load_classifier
 
     model = TwinModel.load(args.checkpoint)
     classifier = load_classifier(args.classifier)
     val = _folds(args.val_folds)
-    dm = ECGDataModule(root=args.data_root, fs=model.fs, seconds=model.length / model.fs, label_set=model.vocabulary.level,
-                       label_threshold=model.vocabulary.threshold, highpass_hz=model.highpass_hz, pairs=True,
-                       train_folds=_folds(args.train_folds), val_folds=val, test_folds=_folds(args.test_folds), progress=False)
+    dm = datamodule_for(model, args.data_root, {"train_folds": _folds(args.train_folds), "val_folds": val,
+                                                "test_folds": _folds(args.test_folds)}, progress=False)
     series = select_patients(dm, args.max_patients, args.seed, split="val")
     conditions = default_conditions(model.vocabulary.names)
     specs, labels, owner = personal_specs(model, series, conditions, args.per_condition, args.seed)

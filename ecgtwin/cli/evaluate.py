@@ -126,8 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ecgtwin evaluate: {err}", file=sys.stderr)
         return 2
     from ecgtwin.api import TwinModel
-    from ecgtwin.data.datamodule import ECGDataModule
     from ecgtwin.eval.harness import evaluate
+    from ecgtwin.eval.harness_data import datamodule_for
     from ecgtwin.training.classifier_module import load_classifier
 
     try:
@@ -141,10 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     split = default_split(Path(args.data_root))
     folds = {key: getattr(args, key) or split[key] for key in ("train_folds", "val_folds", "test_folds")}
-    datamodule = ECGDataModule(root=str(Path(args.data_root).expanduser()), source=args.source, cache_dir=args.cache_dir, fs=model.fs,
-                               seconds=model.length / model.fs, label_set=model.vocabulary.level,
-                               label_threshold=model.vocabulary.threshold, highpass_hz=model.highpass_hz,
-                               pairs=True, progress=not args.quiet, **folds)
+    datamodule = datamodule_for(model, str(Path(args.data_root).expanduser()), folds, args.source, args.cache_dir,
+                                progress=not args.quiet)
     try:
         report = evaluate(model, datamodule, classifier, args.out, max_pairs=args.max_pairs, sampler=args.sampler,
                           steps=args.steps, guidance_condition=args.guidance_condition,

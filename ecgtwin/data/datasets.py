@@ -104,19 +104,22 @@ class RecordDataset(Dataset):
         }
 
 
-def same_patient_pairs(metadata: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """All ``(earlier, later)`` cache-row pairs of one patient among ``rows``: int64 ``(P, 2)``.
+def patient_records(metadata: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
+    """The cache rows of each patient among ``rows`` in recording order, patients sorted by id.
 
-    A patient's records are ordered by ``recording_date`` (ties by ``record_id``);
-    n records give n(n-1)/2 pairs.
+    A patient's records are ordered by ``recording_date`` (ties by ``record_id``).
     """
     table = metadata.iloc[rows][["patient_id", "recording_date", "record_id"]].assign(row=rows)
     table = table.sort_values(["patient_id", "recording_date", "record_id"], kind="stable")
-    pairs = [
-        pair
-        for _, group in table.groupby("patient_id", sort=True)
-        for pair in itertools.combinations(group["row"].to_numpy(), 2)
-    ]
+    return [group["row"].to_numpy() for _, group in table.groupby("patient_id", sort=True)]
+
+
+def same_patient_pairs(metadata: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """All ``(earlier, later)`` cache-row pairs of one patient among ``rows``: int64 ``(P, 2)``.
+
+    Records in :func:`patient_records` order; n records give n(n-1)/2 pairs.
+    """
+    pairs = [pair for group in patient_records(metadata, rows) for pair in itertools.combinations(group, 2)]
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)  # (P, 2)
 
 

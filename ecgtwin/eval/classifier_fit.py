@@ -41,23 +41,29 @@ def param_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 @torch.no_grad()
-def predict_logits(net: nn.Module, signals: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Logits (N, V) float64 of ``signals`` (N, 12, L) mV, in eval mode on the net's device."""
+def batched_outputs(net: nn.Module, signals: np.ndarray, method: str = "forward", batch_size: int = 64) -> np.ndarray:
+    """``net.<method>`` (float64, (N, D)) of ``signals`` (N, 12, L) mV, in eval mode on the net's device, by batches."""
     net.eval()
     device = next(net.parameters()).device
-    out = [np.zeros((0, getattr(net, "num_labels", 0)))]
+    fn = getattr(net, method)
+    out = []
     for start in range(0, len(signals), batch_size):
         x = torch.as_tensor(np.asarray(signals[start:start + batch_size]), dtype=torch.float32, device=device)  # (b, 12, L)
-        out.append(net(x).double().cpu().numpy())
-    return np.concatenate(out)  # (N, V)
+        out.append(fn(x).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, getattr(net, "num_labels", 0)))  # (N, D)
 
 
-def _check_xy(signals: np.ndarray, labels: np.ndarray, what: str) -> None:
+def predict_logits(net: nn.Module, signals: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Logits (N, V) float64 of ``signals`` (N, 12, L) mV (:func:`batched_outputs`)."""
+    return batched_outputs(net, signals, "forward", batch_size)
+
+
+def _check_xy(signals: np.ndarray, labels: np.ndarray, what: str, min_rows: int = 2) -> None:
     if signals.ndim != 3 or labels.ndim != 2 or len(signals) != len(labels):
         raise ValueError(f"{what}: need signals (N, 12, L) and labels (N, V) with the same N, "
                          f"got {signals.shape} and {labels.shape}")
-    if len(signals) < 2:
-        raise ValueError(f"{what}: need at least 2 records, got {len(signals)}")
+    if len(signals) < min_rows:
+        raise ValueError(f"{what}: need at least {min_rows} record(s), got {len(signals)}")
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -135,8 +141,7 @@ def fine_tune(net: nn.Module, signals: np.ndarray, labels: np.ndarray, steps: in
     BatchNorm layers stay in eval mode (frozen running statistics); dropout is active.
     ``signals`` (N, 12, L) mV, ``labels`` (N, V) multi-hot, N >= 1.
     """
-    if signals.ndim != 3 or labels.ndim != 2 or len(signals) != len(labels) or len(signals) == 0:
-        raise ValueError(f"fine_tune needs signals (N>=1, 12, L) and labels (N, V), got {signals.shape} and {labels.shape}")
+    _check_xy(signals, labels, "fine_tune", min_rows=1)
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     tuned = copy.deepcopy(net)

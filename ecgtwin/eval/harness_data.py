@@ -50,6 +50,19 @@ def _sex(value: float) -> str | None:
     return SEX_NAMES.get(float(value)) if math.isfinite(value) else None
 
 
+def datamodule_for(model: TwinModel, root: str, folds: dict[str, list[int]], source: str = "ptbxl",
+                   cache_dir: str | None = None, progress: bool = True) -> object:
+    """A pair :class:`~ecgtwin.data.datamodule.ECGDataModule` with the model's fs, length, labels and filter.
+
+    ``folds``: ``{"train_folds": [...], "val_folds": [...], "test_folds": [...]}``.
+    """
+    from ecgtwin.data.datamodule import ECGDataModule
+
+    return ECGDataModule(root=str(root), source=source, cache_dir=cache_dir, fs=model.fs, seconds=model.length / model.fs,
+                         label_set=model.vocabulary.level, label_threshold=model.vocabulary.threshold,
+                         highpass_hz=model.highpass_hz, pairs=True, progress=progress, **folds)
+
+
 def split_dataset(datamodule: object, split: str) -> object:
     """``datamodule.<split>_dataset``, preparing and setting the data module up first when needed."""
     try:

@@ -41,16 +41,9 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- fidelity / diversity
 def classifier_features(classifier: object, signals: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Penultimate features (N, F) of an :class:`~ecgtwin.eval.classifier.ECGClassifier` in eval mode."""
-    import torch
+    from ecgtwin.eval.classifier_fit import batched_outputs
 
-    classifier.eval()  # type: ignore[attr-defined]
-    device = next(classifier.parameters()).device  # type: ignore[attr-defined]
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(signals), batch_size):
-            x = torch.as_tensor(np.asarray(signals[start:start + batch_size]), dtype=torch.float32, device=device)  # (b, 12, L)
-            out.append(classifier.features(x).double().cpu().numpy())  # type: ignore[attr-defined]
-    return np.concatenate(out)  # (N, F)
+    return batched_outputs(classifier, signals, "features", batch_size)  # type: ignore[arg-type]
 
 
 def feature_space(signals: Mapping[str, np.ndarray], real: np.ndarray, classifier: object | None,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ecgtwin.api import TwinModel, TwinSpec
+from ecgtwin.data.datasets import patient_records
 from ecgtwin.eval.classifier_fit import binary_metrics, fine_tune, paired_bootstrap, predict_logits
 from ecgtwin.eval.harness_data import condition_of, split_dataset
 
@@ -63,15 +64,13 @@ def select_patients(datamodule: object, max_patients: int | None = None, seed: i
                     split: str = "test") -> PatientSeries:
     """The split's patients with >= 2 ECGs (a seeded random ``max_patients`` of them when given).
 
-    Records are ordered by ``recording_date`` then ``record_id`` (as the harness pairs).
+    Records are in :func:`~ecgtwin.data.datasets.patient_records` order (as the harness pairs).
     """
     if max_patients is not None and max_patients < 1:
         raise ValueError(f"max_patients must be >= 1 or None, got {max_patients}")
     dataset = split_dataset(datamodule, split)
     records = getattr(dataset, "records", dataset)
-    table = records.metadata.iloc[records.rows][["patient_id", "recording_date", "record_id"]].assign(row=records.rows)
-    table = table.sort_values(["patient_id", "recording_date", "record_id"], kind="stable")
-    groups = [g["row"].to_numpy() for _, g in table.groupby("patient_id", sort=True) if len(g) >= 2]
+    groups = [g for g in patient_records(records.metadata, records.rows) if len(g) >= 2]
     if not groups:
         raise ValueError(f"the {split} split of {getattr(datamodule, 'root', '?')} has no patient with two or more ECGs")
     if max_patients is not None and max_patients < len(groups):
@@ -130,9 +129,9 @@ def personalized_logits(classifier: Any, series: PatientSeries, training_sets: M
     for arm, (signals, labels, owner) in training_sets.items():
         logits = np.zeros_like(out["none"])
         for i in tqdm(range(len(series)), desc=f"fine-tune ({arm})", unit="patient", disable=not progress):
-            mine = owner == i
+            mine, later = owner == i, series.owner == i
             tuned = fine_tune(classifier, signals[mine], labels[mine], steps=steps, lr=lr, batch_size=FINETUNE_BATCH, seed=seed + i)
-            logits[series.owner == i] = predict_logits(tuned, series.later[series.owner == i])
+            logits[later] = predict_logits(tuned, series.later[later])
         out[arm] = logits
     return out
 

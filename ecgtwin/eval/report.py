@@ -72,9 +72,14 @@ def _cell(values: Mapping[str, Any], key: str, interval: bool) -> str:
     return _fmt(values.get(key))
 
 
+def _ordered(section: Mapping[str, Any], order: Sequence[str]) -> list[str]:
+    """The section's methods: those named in ``order`` first, in that order, then the rest as they come."""
+    return [m for m in order if m in section] + [m for m in section if m not in order]
+
+
 def section_table(section: Mapping[str, Mapping[str, Any]], order: Sequence[str] = METHOD_ORDER) -> str:
     """Markdown table: one row per metric, one column per method (baselines beside the model), ``order`` first."""
-    methods = [m for m in order if m in section] + [m for m in section if m not in order]
+    methods = _ordered(section, order)
     metrics: list[str] = []
     for m in methods:
         metrics += [k for k in section[m] if k not in metrics]
@@ -170,8 +175,8 @@ def _plot_downstream(report: Mapping[str, Any], path: Path) -> Path | None:
     panels = []
     bench = report.get("downstream", {}).get("metrics", {})
     if bench:
-        order = [m for m in SECTION_ORDER["downstream"] if m in bench] + [m for m in bench if m not in SECTION_ORDER["downstream"]]
-        rows = [(METHOD_TITLES.get(m, m), bench[m].get("macro_auroc"), bench[m].get("ci_low"), bench[m].get("ci_high")) for m in order]
+        rows = [(METHOD_TITLES.get(m, m), bench[m].get("macro_auroc"), bench[m].get("ci_low"), bench[m].get("ci_high"))
+                for m in _ordered(bench, SECTION_ORDER["downstream"])]
         ref = bench.get("real", {}).get("macro_auroc")
         panels.append((rows, "test macro-AUROC (95% CI); dashed = real", ref, "Benchmark protocol (TRTR / TSTR / real + synthetic)"))
     personal = report.get("personalized", {}).get("metrics", {})

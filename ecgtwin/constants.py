@@ -10,6 +10,22 @@ LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3
 """Standard 12-lead order (limb leads, augmented limb leads, precordial leads)."""
 
 N_LEADS: int = len(LEADS)
+
+INDEPENDENT_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+"""The 8 linearly independent leads: two limb leads and the six precordial leads.
+
+The other four are fixed linear combinations of I and II (:data:`LIMB_LEAD_LAWS`),
+because all six limb leads are differences of the same three electrode potentials.
+"""
+N_INDEPENDENT_LEADS: int = len(INDEPENDENT_LEADS)
+
+LIMB_LEAD_LAWS: dict[str, tuple[float, float]] = {
+    "III": (-1.0, 1.0),    # Einthoven:  III = II - I
+    "aVR": (-0.5, -0.5),   # Goldberger: aVR = -(I + II) / 2
+    "aVL": (1.0, -0.5),    # Goldberger: aVL = I - II / 2
+    "aVF": (-0.5, 1.0),    # Goldberger: aVF = II - I / 2
+}
+"""Derived limb lead -> coefficients ``(a, b)`` of ``a * I + b * II`` (Einthoven 1912; Goldberger 1942)."""
 UNITS: str = "mV"
 DEFAULT_FS: int = 100
 """Default sampling rate in Hz (PTB-XL ``records100``). 500 Hz is for GPU configs."""

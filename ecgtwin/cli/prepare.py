@@ -8,13 +8,15 @@ from ecgtwin.paths import BUNDLED_SAMPLE, SAMPLE_SPLIT
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ecgtwin.data.conditions import LEVELS
+
     p = argparse.ArgumentParser(prog="ecgtwin prepare", description=__doc__)
     p.add_argument("--root", default=str(BUNDLED_SAMPLE), help="PTB-XL or MIMIC-IV-ECG root (default: the bundled sample)")
     p.add_argument("--source", choices=("ptbxl", "mimic"), default="ptbxl")
     p.add_argument("--cache-dir", default=None, help="where the cache goes (default: a per-user cache dir)")
     p.add_argument("--fs", type=int, default=100, help="target sampling rate in Hz (default 100)")
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--label-set", choices=("superclass", "subclass", "all"), default="superclass")
+    p.add_argument("--label-set", choices=LEVELS, default="superclass")
     p.add_argument("--train-folds", type=int, nargs="+", default=None, help="default: 1-6 on the bundled sample, else 1-8")
     p.add_argument("--val-folds", type=int, nargs="+", default=None)
     p.add_argument("--test-folds", type=int, nargs="+", default=None)

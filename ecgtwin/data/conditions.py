@@ -5,9 +5,12 @@ Label levels (from PTB-XL's ``scp_statements.csv``, Wagner et al. 2020, Table 3)
 * ``"superclass"``: the 5 diagnostic superclasses NORM, MI, STTC, CD, HYP
   (``diagnostic_class`` of statements with ``diagnostic == 1``);
 * ``"subclass"``: the 23 diagnostic subclasses (``diagnostic_subclass``);
-* ``"all"``: all 71 statements (diagnostic, form and rhythm) by code.
+* ``"all"``: all 71 statements (diagnostic, form and rhythm) by code;
+* ``"superclass_rhythm"``: the 5 superclasses, then the 12 rhythm statements
+  (SR, AFIB, STACH, SBRAD, SARRH, ...; ``rhythm == 1`` in ``scp_statements.csv``)
+  by code, so a condition can ask for a rhythm beside the diagnosis.
 
-Names are sorted alphabetically. A record carries a label when one of its
+Names are sorted alphabetically (within each group for ``"superclass_rhythm"``). A record carries a label when one of its
 ``scp_codes`` maps to it with likelihood ``>= threshold``. The default
 threshold 0 counts every listed statement, as the PTB-XL benchmark
 (Strodthoff et al. 2021) does: PTB-XL gives likelihood 0 to statements whose
@@ -28,13 +31,16 @@ import pandas as pd
 
 from ecgtwin.constants import DEMOGRAPHICS
 
-LEVELS: tuple[str, ...] = ("superclass", "subclass", "all")
+LEVELS: tuple[str, ...] = ("superclass", "subclass", "all", "superclass_rhythm")
+DEFAULT_RHYTHM = "SR"
+"""Sinus rhythm: the rhythm a twin gets when its condition names none (vocabularies with rhythm labels)."""
 
 
 class LabelVocabulary:
     """Multi-hot encoding of SCP statement dicts ``{code: likelihood}`` at one label level."""
 
-    def __init__(self, names: Sequence[str], code_to_label: Mapping[str, str], level: str, threshold: float = 0.0) -> None:
+    def __init__(self, names: Sequence[str], code_to_label: Mapping[str, str], level: str, threshold: float = 0.0,
+                 rhythm_names: Sequence[str] = ()) -> None:
         if len(set(names)) != len(names):
             raise ValueError(f"LabelVocabulary: duplicate label names in {list(names)}")
         unknown = sorted(set(code_to_label.values()) - set(names))
@@ -45,6 +51,11 @@ class LabelVocabulary:
         self.level = level
         self.threshold = float(threshold)
         self._position = {name: i for i, name in enumerate(self.names)}
+        missing = sorted(set(rhythm_names) - set(self.names))
+        if missing:
+            raise ValueError(f"LabelVocabulary: rhythm labels {missing} are not in names")
+        self.rhythm_names: tuple[str, ...] = tuple(n for n in self.names if n in set(rhythm_names))
+        """The rhythm labels (``"superclass_rhythm"`` vocabularies; empty otherwise)."""
 
     @classmethod
     def from_statements(cls, statements: pd.DataFrame, level: str = "superclass", threshold: float = 0.0) -> LabelVocabulary:
@@ -54,10 +65,18 @@ class LabelVocabulary:
         if level == "all":
             codes = [str(c) for c in statements.index]
             return cls(sorted(codes), {c: c for c in codes}, level, threshold)
-        column = "diagnostic_class" if level == "superclass" else "diagnostic_subclass"
+        column = "diagnostic_subclass" if level == "subclass" else "diagnostic_class"
         diagnostic = statements[statements["diagnostic"].astype(bool) & statements[column].notna()]
         mapping = {str(code): str(label) for code, label in diagnostic[column].items()}
-        return cls(sorted(set(mapping.values())), mapping, level, threshold)
+        names = sorted(set(mapping.values()))
+        if level == "superclass_rhythm":
+            rhythm = sorted(str(code) for code in statements.index[statements["rhythm"].fillna(0).astype(bool)])
+            clash = sorted(set(rhythm) & set(names))
+            if clash:
+                raise ValueError(f"rhythm codes {clash} clash with diagnostic class names")
+            mapping.update({code: code for code in rhythm})
+            return cls(names + rhythm, mapping, level, threshold, rhythm)
+        return cls(names, mapping, level, threshold)
 
     @classmethod
     def from_root(cls, root: str | os.PathLike[str], level: str = "superclass", threshold: float = 0.0) -> LabelVocabulary:
@@ -68,6 +87,12 @@ class LabelVocabulary:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @property
+    def diagnosis_names(self) -> tuple[str, ...]:
+        """The labels that are not rhythm statements."""
+        rhythm = set(self.rhythm_names)
+        return tuple(n for n in self.names if n not in rhythm)
 
     def __repr__(self) -> str:
         return f"LabelVocabulary(level={self.level!r}, threshold={self.threshold}, names={list(self.names)})"
@@ -110,11 +135,16 @@ class LabelVocabulary:
         return [n for n, v in zip(self.names, values) if v > cutoff]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "threshold": self.threshold, "names": list(self.names), "code_to_label": dict(sorted(self.code_to_label.items()))}
+        out = {"level": self.level, "threshold": self.threshold, "names": list(self.names),
+               "code_to_label": dict(sorted(self.code_to_label.items()))}
+        if self.rhythm_names:
+            out["rhythm_names"] = list(self.rhythm_names)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LabelVocabulary:
-        return cls(list(data["names"]), dict(data["code_to_label"]), str(data["level"]), float(data["threshold"]))
+        return cls(list(data["names"]), dict(data["code_to_label"]), str(data["level"]), float(data["threshold"]),
+                   list(data.get("rhythm_names", ())))
 
 
 class DemographicsNormalizer:

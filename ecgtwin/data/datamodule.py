@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ecgtwin.data.cache import ECGCache, ensure_cache
 from ecgtwin.data.conditions import DemographicsNormalizer, LabelVocabulary
-from ecgtwin.data.datasets import PairDataset, RecordDataset
+from ecgtwin.data.datasets import PairDataset, RecordDataset, TwinExamples
 from ecgtwin.data.describe import describe_data
 from ecgtwin.data.metadata import first_patients
 from ecgtwin.data.preprocess import PreprocessConfig
@@ -47,11 +47,16 @@ class ECGDataModule(L.LightningDataModule):
         cache_dir: cache folder; default ``<user cache>/ecgtwin/<source>-<root name>-<hash of root+config>``
             (never inside ``root``, which may be read-only).
         fs, seconds: target sampling rate (Hz) and duration; 500 Hz uses ``records500`` when present.
-        label_set: ``"superclass"`` (5), ``"subclass"`` (23) or ``"all"`` (71 statements).
+        label_set: ``"superclass"`` (5), ``"subclass"`` (23), ``"all"`` (71 statements) or
+            ``"superclass_rhythm"`` (5 superclasses + 12 rhythm statements).
         label_threshold: minimum SCP likelihood for a statement to count (0 = any listed).
         highpass_hz: baseline-wander high-pass cut-off, ``None`` = off.
         train_folds, val_folds, test_folds: folds of each split (patient-disjoint).
         pairs: split datasets yield same-patient pairs (True) or single records (False).
+        personal_share: generator training (with ``pairs``): the TRAIN split becomes
+            :class:`~ecgtwin.data.datasets.TwinExamples` (every pair in both orders and every
+            single record), drawn with replacement so that pairs make up this share of the
+            examples; ``None`` (default) = pairs only. Validation and test stay pairs.
         batch_size, num_workers: DataLoader settings.
         max_records: cache only the first whole patients up to this many records (quick runs).
         seed: seed of the training-set shuffle.
@@ -68,13 +73,14 @@ class ECGDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         fs: int = 100,
         seconds: float = 10.0,
-        label_set: Literal["superclass", "subclass", "all"] = "superclass",
+        label_set: Literal["superclass", "subclass", "all", "superclass_rhythm"] = "superclass",
         label_threshold: float = 0.0,
         highpass_hz: float | None = 0.5,
         train_folds: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8),
         val_folds: Sequence[int] = (9,),
         test_folds: Sequence[int] = (10,),
         pairs: bool = True,
+        personal_share: float | None = None,
         batch_size: int = 32,
         num_workers: int = 0,
         max_records: int | None = None,
@@ -94,6 +100,9 @@ class ECGDataModule(L.LightningDataModule):
         self.label_set, self.label_threshold = label_set, float(label_threshold)
         self.folds = {"train": list(train_folds), "val": list(val_folds), "test": list(test_folds)}
         self.pairs, self.batch_size, self.num_workers = pairs, batch_size, num_workers
+        if personal_share is not None and not (pairs and 0.0 <= personal_share <= 1.0):
+            raise ValueError(f"personal_share must be in [0, 1] and needs pairs=True, got {personal_share} (pairs={pairs})")
+        self.personal_share = personal_share
         self.max_records, self.seed, self.patients_csv, self.progress = max_records, seed, patients_csv, progress
         self.build_workers = build_workers
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self._default_cache_dir()
@@ -165,7 +174,10 @@ class ECGDataModule(L.LightningDataModule):
         self._normalizer.save(cache.path / f"normalizer-train{'-'.join(map(str, self.folds['train']))}.json")
         for name in SPLITS:
             records = self.record_dataset(name)
-            self._datasets[name] = PairDataset(records) if self.pairs else records
+            if name == "train" and self.personal_share is not None:
+                self._datasets[name] = TwinExamples(records)
+            else:
+                self._datasets[name] = PairDataset(records) if self.pairs else records
 
     def state_dict(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary.to_dict(), "normalizer": None if self._normalizer is None else self._normalizer.to_dict()}
@@ -218,8 +230,14 @@ class ECGDataModule(L.LightningDataModule):
         import torch
 
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          generator=generator, persistent_workers=self.num_workers > 0)
+        sampler = None
+        if isinstance(dataset, TwinExamples) and shuffle:
+            from torch.utils.data import WeightedRandomSampler
+
+            weights = torch.from_numpy(dataset.sample_weights(float(self.personal_share)))  # (N,)
+            sampler, shuffle = WeightedRandomSampler(weights, len(dataset), replacement=True, generator=generator), False
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
+                          num_workers=self.num_workers, generator=generator, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, shuffle=True)

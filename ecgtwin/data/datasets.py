@@ -3,7 +3,9 @@
 :class:`RecordDataset` yields single records (population-level training,
 classifiers); :class:`PairDataset` yields every ordered same-patient pair
 ``(reference earlier, target later)`` of a split: a patient with n records gives
-n(n-1)/2 pairs.
+n(n-1)/2 pairs. :class:`TwinExamples` is the generator's training set: every
+same-patient pair (personal examples) and every single record (person-dropped
+examples), so records of patients with one ECG teach realism too.
 """
 from __future__ import annotations
 
@@ -140,3 +142,53 @@ class PairDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, dict[str, torch.Tensor]]:
         reference, target = self.pairs[i]
         return {"reference": self.records.item(int(reference)), "target": self.records.item(int(target))}
+
+
+class TwinExamples(Dataset):
+    """Generator training examples: same-patient pairs (``personal``) and every record alone (person dropped).
+
+    Items are ``{"reference": item, "target": item, "personal": bool}``. A
+    single-record example is its own (unused) reference: the generator replaces
+    its base vector by the learned null vector, so it trains the
+    person-unconditional branches ``u(0, c)`` and ``u(0, 0)`` of the guidance.
+
+    Args:
+        records: the split's records.
+        both_directions: use each pair in both orders (earlier -> later and back);
+            the base vector describes the person, not the time order.
+    """
+
+    def __init__(self, records: RecordDataset, both_directions: bool = True) -> None:
+        self.records = records
+        pairs = same_patient_pairs(records.metadata, records.rows)  # (P, 2) cache rows
+        self.pairs = np.concatenate([pairs, pairs[:, ::-1]]) if both_directions else pairs  # (P or 2P, 2)
+
+    @property
+    def vocabulary(self) -> LabelVocabulary:
+        return self.records.vocabulary
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.pairs.shape[0])
+
+    def __len__(self) -> int:
+        return self.num_pairs + len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if i < self.num_pairs:
+            reference, target = self.pairs[i]
+            return {"reference": self.records.item(int(reference)), "target": self.records.item(int(target)),
+                    "personal": torch.tensor(True)}
+        item = self.records[i - self.num_pairs]
+        return {"reference": item, "target": item, "personal": torch.tensor(False)}
+
+    def sample_weights(self, personal_share: float) -> np.ndarray:
+        """Per-example weights (N,) under which pairs make up ``personal_share`` of the draws (records the rest)."""
+        if not 0.0 <= personal_share <= 1.0:
+            raise ValueError(f"personal_share must be in [0, 1], got {personal_share}")
+        if self.num_pairs == 0 and personal_share > 0:
+            raise ValueError("personal_share > 0 but the split has no same-patient pairs")
+        weights = np.empty(len(self), dtype=np.float64)
+        weights[: self.num_pairs] = personal_share / max(1, self.num_pairs)
+        weights[self.num_pairs :] = (1.0 - personal_share) / max(1, len(self.records))
+        return weights

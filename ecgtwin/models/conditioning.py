@@ -92,3 +92,40 @@ def condition_dropout_mask(batch_size: int, p: float, device: torch.device | str
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     return torch.rand(batch_size, device=device, generator=generator) < p
+
+
+GUIDANCE_BRANCHES: tuple[str, ...] = ("u(b,c)", "u(b,0)", "u(0,c)", "u(0,0)")
+"""The four network evaluations two-scale guidance combines (:mod:`ecgtwin.diffusion.guidance`)."""
+
+
+def training_dropout(personal: torch.Tensor, p_cond: float, p_base: float = 0.0,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(drop_base, drop_condition)`` (B,) bool for one training batch.
+
+    The base vector is dropped for every non-``personal`` example (a single
+    record with no other ECG of its patient in the batch) and, with probability
+    ``p_base``, for personal ones; the condition is dropped with probability
+    ``p_cond`` independently. With a personal share ``s`` the guidance branches
+    get ``u(b,c) = s(1-p_base)(1-p_cond)``, ``u(b,0) = s(1-p_base)p_cond``,
+    ``u(0,c) = (1-s(1-p_base))(1-p_cond)``, ``u(0,0) = (1-s(1-p_base))p_cond``
+    (:func:`branch_shares`).
+    """
+    personal = personal.to(torch.bool)
+    b = personal.shape[0]
+    drop_base = ~personal | condition_dropout_mask(b, p_base, "cpu", generator).to(personal.device)
+    drop_condition = condition_dropout_mask(b, p_cond, "cpu", generator).to(personal.device)
+    return drop_base, drop_condition
+
+
+def branch_shares(personal_share: float, p_cond: float, p_base: float = 0.0) -> dict[str, float]:
+    """Expected share of training examples in each guidance branch (see :func:`training_dropout`)."""
+    with_base = personal_share * (1.0 - p_base)
+    return {"u(b,c)": with_base * (1 - p_cond), "u(b,0)": with_base * p_cond,
+            "u(0,c)": (1 - with_base) * (1 - p_cond), "u(0,0)": (1 - with_base) * p_cond}
+
+
+def branch_counts(drop_base: torch.Tensor, drop_condition: torch.Tensor) -> dict[str, int]:
+    """How many examples of a batch fall in each guidance branch."""
+    keep_b, keep_c = ~drop_base.to(torch.bool), ~drop_condition.to(torch.bool)
+    return {"u(b,c)": int((keep_b & keep_c).sum()), "u(b,0)": int((keep_b & ~keep_c).sum()),
+            "u(0,c)": int((~keep_b & keep_c).sum()), "u(0,0)": int((~keep_b & ~keep_c).sum())}

@@ -3,9 +3,13 @@
 Training on pair batches (docs/DESIGN.md): the base vector comes from the
 *reference* ECG through the frozen Individual Base Extractor (with the
 reference's own condition); the diffusion target is the *target* ECG with the
-*target*'s condition tokens. Condition and base vector are dropped
-independently (``p_cond``, ``p_base``) so that two-scale classifier-free
-guidance works at sampling time. Signals are divided by ``signal_scale`` (mV)
+*target*'s condition tokens. Single-record examples (``personal`` False,
+:class:`~ecgtwin.data.datasets.TwinExamples`) train the person-dropped
+branches; the condition is dropped with ``p_cond`` and the base vector of
+personal examples with ``p_base`` (:func:`~ecgtwin.models.conditioning.training_dropout`),
+so that two-scale classifier-free guidance works at sampling time. With
+``independent_leads`` the network models the 8 independent leads and the
+other four follow from the limb-lead laws (:mod:`ecgtwin.leads`). Signals are divided by ``signal_scale`` (mV)
 before diffusion. The EMA copy of the network is used for validation and
 sampling and is stored in every checkpoint; checkpoints load with
 ``torch.load(weights_only=True)`` (:func:`load_generator`).
@@ -27,13 +31,13 @@ import lightning as L
 import torch
 from torch import nn
 
-from ecgtwin.constants import DEFAULT_LENGTH, DEMOGRAPHICS, N_LEADS
+from ecgtwin.constants import DEFAULT_LENGTH, DEMOGRAPHICS, N_INDEPENDENT_LEADS, N_LEADS
 from ecgtwin.diffusion.ema import EMA
-from ecgtwin.diffusion.guidance import GuidedDenoiser
-from ecgtwin.diffusion.samplers import SAMPLERS, NoiseSource
 from ecgtwin.diffusion.schedule import VPSchedule, diffusion_loss
-from ecgtwin.models.conditioning import ConditionTokenizer, condition_dropout_mask
+from ecgtwin.leads import independent_leads as select_independent_leads
+from ecgtwin.models.conditioning import ConditionTokenizer, training_dropout
 from ecgtwin.models.unet import UNet1D
+from ecgtwin.pipeline import SamplingOptions, sample_twins
 from ecgtwin.training.checkpoints import load_weights_only
 
 CHECKPOINT_KEY = "ecgtwin_generator"
@@ -107,6 +111,7 @@ class GeneratorModule(L.LightningModule):
         p_cond: float = 0.1,
         p_base: float = 0.1,
         min_snr_gamma: float | None = None,
+        independent_leads: bool = False,
         lr: float = 2e-4,
         weight_decay: float = 0.0,
         warmup_steps: int = 500,
@@ -132,11 +137,14 @@ class GeneratorModule(L.LightningModule):
                 raise ValueError(f"base_dim={base_dim} but the IBE returns base vectors of size {ibe_dim}")
             base_dim = ibe_dim
         if net is None:
-            net = UNet1D(num_labels, N_LEADS, channels, channel_mults, blocks_per_level, None, max_attention_tokens,
+            leads = N_INDEPENDENT_LEADS if independent_leads else N_LEADS
+            net = UNet1D(num_labels, leads, channels, channel_mults, blocks_per_level, None, max_attention_tokens,
                          signal_length, base_dim or 256, cond_dim, heads, mode, use_base_vector, dropout)
-        elif net.num_labels != num_labels or net.use_base_vector != use_base_vector:
-            raise ValueError(f"injected net has num_labels={net.num_labels}, use_base_vector={net.use_base_vector}; "
-                             f"the module has num_labels={num_labels}, use_base_vector={use_base_vector}")
+        elif (net.num_labels != num_labels or net.use_base_vector != use_base_vector
+              or net.in_leads != (N_INDEPENDENT_LEADS if independent_leads else N_LEADS)):
+            raise ValueError(f"injected net has num_labels={net.num_labels}, use_base_vector={net.use_base_vector}, "
+                             f"in_leads={net.in_leads}; the module has num_labels={num_labels}, "
+                             f"use_base_vector={use_base_vector}, independent_leads={independent_leads}")
         if base_dim is not None and use_base_vector and net.base_dim != base_dim:
             raise ValueError(f"net base_dim={net.base_dim} does not match the IBE's base vectors ({base_dim})")
         self.net = net
@@ -161,13 +169,19 @@ class GeneratorModule(L.LightningModule):
 
     def _loss(self, batch: Batch, net: nn.Module, training: bool, generator: torch.Generator | None = None) -> torch.Tensor:
         reference, target = split_pair(batch)
-        x0 = target["signal"] / self.hparams.signal_scale  # (B, 12, L) in units of signal_scale
+        signal = target["signal"]  # (B, 12, L) mV
+        if self.hparams.independent_leads:
+            signal = select_independent_leads(signal)  # (B, 8, L)
+        x0 = signal / self.hparams.signal_scale  # in units of signal_scale
         b = x0.shape[0]
         base = self.base_vectors(reference)
-        drop_c = drop_b = None
+        personal = batch.get("personal")
+        if personal is None:
+            personal = torch.ones(b, dtype=torch.bool, device=self.device)  # pair batches: every example personal
+        drop_c = None
+        drop_b = ~personal.to(self.device, torch.bool)
         if training:
-            drop_c = condition_dropout_mask(b, self.hparams.p_cond).to(self.device)
-            drop_b = condition_dropout_mask(b, self.hparams.p_base).to(self.device)
+            drop_b, drop_c = training_dropout(personal.to(self.device), self.hparams.p_cond, self.hparams.p_base)
         t = self.schedule.sample_timesteps(b, self.device, generator)
         noise = torch.randn(x0.shape, generator=generator).to(x0)
 
@@ -232,31 +246,16 @@ class GeneratorModule(L.LightningModule):
         precomputed ``base_vector``; with neither the person is unconditional.
         ``eta`` applies to ``sampler="ddim"`` only.
         """
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
-        b = len(seeds)
-        labels = condition["labels"].to(self.device).float()
-        demographics = condition["demographics"].to(self.device).float()
-        if labels.shape[0] != b or demographics.shape[0] != b:
-            raise ValueError(f"{b} seeds but the condition has {labels.shape[0]} label rows / {demographics.shape[0]} demographic rows")
-        mask = condition.get("demographics_mask")
         if reference is not None and base_vector is None:
             reference = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in reference.items()}
             base_vector = self.base_vectors(reference)
             length = length or int(reference["signal"].shape[-1])
-        if base_vector is not None:
-            if self.ibe is None and not self.net.use_base_vector:
-                raise ValueError("this is a population model (use_base_vector=False); it takes no reference/base_vector")
-            base_vector = base_vector.to(self.device).float()
-            base_vector = base_vector.expand(b, -1) if base_vector.shape[0] == 1 else base_vector  # (B, base_dim)
+        if base_vector is not None and self.ibe is None and not self.net.use_base_vector:
+            raise ValueError("this is a population model (use_base_vector=False); it takes no reference/base_vector")
+        options = SamplingOptions(sampler, steps, guidance_condition, guidance_person, eta)
         net = self.ema.module if use_ema else self.net
-        denoiser = GuidedDenoiser(net, labels, demographics, None if mask is None else mask.to(self.device),
-                                  base_vector, guidance_person, guidance_condition)
-        shape = (b, N_LEADS, length or self.hparams.signal_length)
-        kwargs: dict[str, Any] = {"eta": eta} if sampler == "ddim" else {}
-        result = SAMPLERS[sampler](denoiser, self.schedule, shape, NoiseSource(seeds, self.device), steps=steps,
-                                   progress=progress, **kwargs)
-        return result.x0.float() * self.hparams.signal_scale  # (B, 12, L) mV
+        return sample_twins(net, self.schedule, self.hparams.signal_scale, condition, seeds, base_vector, options,
+                            length or self.hparams.signal_length, progress)  # (B, 12, L) mV
 
 
 def load_generator(path: str | Path, map_location: str | torch.device = "cpu", ibe_checkpoint: str | None = None,

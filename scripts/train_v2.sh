@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Train the v2 generator on the shared PTB-XL pack (folds 1-6; fold 7 validation), resumable.
+#
+#   bash scripts/train_v2.sh                 # first call starts, every later call resumes from the last checkpoint
+#   MAX_STEPS=20000 bash scripts/train_v2.sh # train further
+#
+# Stage 1, the IBE on the same vocabulary (5 superclasses + 12 rhythm statements), runs first when
+# $IBE does not exist yet (about 10 min on 2 cores). Progress: $RUN/version_*/ (metrics.csv; checkpoints/last.ckpt
+# every 250 steps and step*.ckpt snapshots every 935 steps). Each call resumes from the newest last.ckpt.
+# Bundle the result with
+#   python scripts/make_bundle.py --generator "$(ls -t runs/gen_v2/version_*/checkpoints/last.ckpt | head -n 1)" --out BUNDLE.pt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=${ROOT:-../shared/data/ptbxl100}
+IBE=${IBE:-runs/ibe_v2/best.ckpt}
+RUN=${RUN:-runs/gen_v2}
+IBE_EPOCHS=${IBE_EPOCHS:-10}
+MAX_STEPS=${MAX_STEPS:-12000}
+THREADS=${THREADS:-2}
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS WANDB_MODE=${WANDB_MODE:-offline}
+data=(--config configs/data/ptbxl100.yaml --data.init_args.root "$ROOT" --data.init_args.label_set superclass_rhythm
+      --data.init_args.batch_size 32 --data.init_args.progress false)
+if [ ! -f "$IBE" ]; then
+  echo "== IBE (stage 1) -> $IBE"
+  ibe_run="$(dirname "$IBE")"
+  ecgtwin fit --config configs/ibe.yaml "${data[@]}" --trainer.max_epochs "$IBE_EPOCHS" \
+      --trainer.default_root_dir "$ibe_run" --trainer.logger.init_args.save_dir "$(dirname "$ibe_run")" \
+      --trainer.logger.init_args.name "$(basename "$ibe_run")"
+  best=$(ls -t "$ibe_run"/version_*/checkpoints/ibe-*.ckpt | head -n 1)
+  mkdir -p "$(dirname "$IBE")" && cp "$best" "$IBE"
+fi
+resume=()
+last=$(ls -t "$RUN"/version_*/checkpoints/last.ckpt 2>/dev/null | head -n 1 || true)
+[ -n "$last" ] && resume=(--ckpt_path "$last") && echo "== resuming $last"
+echo "== generator v2 -> $RUN (max_steps $MAX_STEPS)"
+exec ecgtwin fit --config configs/generator_v2.yaml "${data[@]}" --data.init_args.personal_share 0.6 \
+    --model.init_args.ibe_checkpoint "$IBE" --trainer.max_steps "$MAX_STEPS" --trainer.default_root_dir "$RUN" \
+    --trainer.logger.init_args.save_dir "$(dirname "$RUN")" --trainer.logger.init_args.name "$(basename "$RUN")" "${resume[@]}"

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM, LEADS, N_LEADS
-from ecgtwin.data.conditions import DemographicsNormalizer, LabelVocabulary
+from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM, LEADS, N_INDEPENDENT_LEADS, N_LEADS
+from ecgtwin.data.conditions import DEFAULT_RHYTHM, DemographicsNormalizer, LabelVocabulary
 from ecgtwin.paths import ASSETS_DIR
 
 DEFAULT_BUNDLE = ASSETS_DIR / "ecgtwin_ptbxl100.pt"
@@ -37,11 +37,14 @@ class TwinSpec:
     reference: np.ndarray
     """(12, L) mV at the model's sampling rate, LEADS order."""
     labels: Sequence[str]
-    """Target diagnosis labels (vocabulary names)."""
+    """Target diagnosis labels (vocabulary names); rhythm labels may be among them."""
     hr: float | None = None
     age: float | None = None
     sex: str | None = None
     seed: int = 0
+    rhythm: str | None = None
+    """Target rhythm (e.g. ``"AFIB"``) for models with rhythm tokens. ``None``: the rhythm label in
+    ``labels`` if any, else sinus rhythm (``"SR"``); ``"none"``: no rhythm token (rhythm left to the model)."""
     reference_labels: Sequence[str] | None = None
     """The reference's own condition; ``None`` = unknown (null condition for the IBE)."""
     reference_hr: float | None = None
@@ -97,8 +100,9 @@ class TwinModel:
             raise FileNotFoundError(f"checkpoint not found: {str(path)!r}{hint}")
         bundle = load_bundle(path)
         net_config = dict(bundle["net_config"])
-        if int(net_config.get("in_leads", N_LEADS)) != N_LEADS:
-            raise ValueError(f"{str(path)!r} was trained on {net_config['in_leads']} leads; ecgtwin uses the 12 leads {LEADS}")
+        if int(net_config.get("in_leads", N_LEADS)) not in (N_INDEPENDENT_LEADS, N_LEADS):
+            raise ValueError(f"{str(path)!r} was trained on {net_config['in_leads']} leads; ecgtwin generates the 12 leads "
+                             f"{LEADS} (or their {N_INDEPENDENT_LEADS} independent ones)")
         vocabulary = LabelVocabulary.from_dict(bundle["vocabulary"])
         if int(net_config["num_labels"]) != len(vocabulary):
             raise ValueError(f"{str(path)!r}: generator has {net_config['num_labels']} labels but its vocabulary {len(vocabulary)}")
@@ -144,6 +148,25 @@ class TwinModel:
         return f"{self.checkpoint_path} (null base vector)" if self.person_dropped else str(self.checkpoint_path)
 
     # --------------------------------------------------------------- conditions
+    def target_labels(self, labels: Sequence[str], rhythm: str | None = None) -> list[str]:
+        """The labels a twin is asked for: ``labels`` plus the rhythm (see :attr:`TwinSpec.rhythm`)."""
+        labels = list(labels)
+        rhythms = self.vocabulary.rhythm_names
+        if rhythm is not None and str(rhythm).lower() != "none":
+            if not rhythms:
+                raise ValueError(f"this model has no rhythm tokens (labels {', '.join(self.vocabulary.names)}); "
+                                 f"it cannot be asked for rhythm {rhythm!r}")
+            name = self.vocabulary.names[self.vocabulary.index(rhythm)]
+            if name not in rhythms:
+                raise ValueError(f"{rhythm!r} is not a rhythm label; rhythm labels: {', '.join(rhythms)}")
+            given = [n for n in labels if n in rhythms and n != name]
+            if given:
+                raise ValueError(f"rhythm {name!r} conflicts with the rhythm label(s) {given} in the condition")
+            return labels if name in labels else labels + [name]
+        if rhythm is None and rhythms and not any(self.vocabulary.names[self.vocabulary.index(n)] in rhythms for n in labels):
+            return labels + [DEFAULT_RHYTHM]
+        return labels
+
     def encode_condition(self, labels: Sequence[str] | None, hr: float | None, age: float | None,
                          sex: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(labels (V,), demographics (3,), demographics_mask (3,))``; unknown values are masked."""
@@ -166,6 +189,7 @@ class TwinModel:
                     self.vocabulary.index(name)
                 except KeyError as err:
                     raise ValueError(f"{what} label: {err.args[0]}") from None
+        self.target_labels(spec.labels, spec.rhythm)
         for prefix, hr, age, sex in (("", spec.hr, spec.age, spec.sex),
                                      ("reference ", spec.reference_hr, spec.reference_age, spec.reference_sex)):
             _check_range(f"{prefix}HR (bpm)", hr, HR_RANGE_BPM)
@@ -228,7 +252,8 @@ class TwinModel:
             if self.personalised:
                 reference, unknown = self._reference_batch(chunk)
                 base = self.module.base_vectors(reference, drop=unknown)  # (b, base_dim)
-            condition = self._to_batch([self.encode_condition(s.labels, s.hr, s.age, s.sex) for s in chunk])
+            condition = self._to_batch([self.encode_condition(self.target_labels(s.labels, s.rhythm), s.hr, s.age, s.sex)
+                                        for s in chunk])
             twins = self.module.sample(condition, [int(s.seed) for s in chunk], base_vector=base, sampler=sampler,
                                        steps=steps, guidance_condition=guidance_condition,
                                        guidance_person=guidance_person, length=self.length)  # (b, 12, L) mV

@@ -51,6 +51,11 @@ class SamplingOptions:
         return SAMPLER_DEFAULT_STEPS[self.sampler] if self.steps is None else int(self.steps)
 
 
+DEFAULT_SAMPLING = SamplingOptions()
+"""The one place the default sampler, steps and guidance scales are set (``generate-ecg``, the API, the demo,
+the notebook and ``ecgtwin evaluate`` all read it); chosen on validation fold 7, see docs/GENERATOR.md."""
+
+
 def generated_leads(net: nn.Module) -> int:
     """How many leads a network generates: 8 (independent leads, limb laws applied after) or 12."""
     leads = int(getattr(net, "in_leads", N_LEADS))

@@ -16,6 +16,7 @@ from ecgtwin.eval.classifier import ECGClassifier
 from ecgtwin.eval.harness import base_vectors_of, evaluate
 from ecgtwin.eval.harness_data import select_pairs, twin_specs
 from ecgtwin.eval.harness_metrics import consistency_section, fidelity_metrics
+from ecgtwin.eval.identification import identification_accuracy
 from ecgtwin.eval.report import to_jsonable
 
 from bundles import tiny_bundle
@@ -119,6 +120,26 @@ def test_identification_known_answer() -> None:
     assert section["twin"]["id_top1"] == 1.0
     assert section["chance"]["id_top1"] == pytest.approx(1 / 8) and section["chance"]["id_top5"] == pytest.approx(5 / 8)
     assert section["other_patients"]["cosine_mean"] < 0.5 < section["real"]["cosine_mean"]
+
+
+def test_twins_that_copy_their_reference_score_exactly_the_copy_baseline() -> None:
+    """Chained pairs (record 1 -> 2 -> 3 of a patient): a reference is also another pair's target. A twin that
+    merely copies its reference must not find that very record in the gallery, exactly as the copy baseline."""
+    rng = np.random.default_rng(1)
+    patients = np.array([0, 0, 1, 1, 2, 3, 4, 5])
+    reference_record = np.array([10, 11, 20, 21, 30, 40, 50, 60])
+    target_record = np.array([11, 12, 21, 22, 31, 41, 51, 61])  # records 11 and 21 are a reference AND a target
+    z_target = rng.normal(size=(8, 16))
+    z_reference = rng.normal(size=(8, 16))
+    z_reference[1], z_reference[3] = z_target[0], z_target[2]  # the same record encodes to the same base vector
+    section = consistency_section({"twin": z_reference.copy()}, z_reference, z_target, patients, reference_record,
+                                  target_record)
+    for key in ("cosine_mean", "id_top1", "id_top5"):
+        assert section["twin"][key] == section["copy"][key]
+    # without the exclusion, twins 1 and 3 would hit their own source record (cosine 1) in the gallery
+    assert section["twin"]["id_top1"] < 1.0
+    leaky = identification_accuracy(z_reference, z_target, patients, patients, (1,), -1 - np.arange(8), target_record)
+    assert leaky["top1"] > section["twin"]["id_top1"]
 
 
 def test_real_vs_real_identical_sets_score_perfectly() -> None:

@@ -99,13 +99,16 @@ def consistency_section(z: Mapping[str, np.ndarray], z_reference: np.ndarray, z_
     reference itself and ``real`` the real target. ``other_patients``: mean cosine of the reference
     to the real targets of other patients. Identification: each query ranks the distinct real target
     records by cosine; a hit is a record of its own patient (``copy`` = the real reference as query).
+    Every query, twin or copy, excludes its own SOURCE reference record from the candidates (a reference
+    that is also another pair's target): twins identical to their references score exactly what ``copy`` scores.
     """
     ref = unit_rows(z_reference)
     tgt = unit_rows(z_target)
     _, first = np.unique(target_record, return_index=True)
     gallery, gallery_patient, gallery_ids = tgt[first], patient_id[first], target_record[first]
-    queries = {**{k: (unit_rows(v), -1 - np.arange(len(v))) for k, v in z.items()},  # ids never in the gallery
-               "copy": (ref, reference_record)}
+    # every query carries the id of its SOURCE record (the reference a twin was made from, the reference itself for
+    # copy): that record is no candidate, so a twin that merely copied its reference cannot hit through it
+    queries = {**{k: (unit_rows(v), reference_record) for k, v in z.items()}, "copy": (ref, reference_record)}
     out: dict[str, dict[str, float]] = {}
     for name, (q, ids) in queries.items():
         cos = (q * ref).sum(axis=1)  # (P,) cosine to the own reference
@@ -119,7 +122,7 @@ def consistency_section(z: Mapping[str, np.ndarray], z_reference: np.ndarray, z_
     out["real"] = {"cosine_mean": float(real_cos.mean()), "cosine_std": float(real_cos.std())}
     out["other_patients"] = {"cosine_mean": float(np.nanmean(per_ref)) if np.isfinite(per_ref).any() else NAN,
                              "cosine_std": float(np.nanstd(per_ref)) if np.isfinite(per_ref).any() else NAN}
-    chance = chance_level(patient_id, gallery_patient, ks, -1 - np.arange(len(patient_id)), gallery_ids)
+    chance = chance_level(patient_id, gallery_patient, ks, reference_record, gallery_ids)
     out["chance"] = {f"id_top{k}": chance[f"top{k}"] for k in ks}
     return out
 

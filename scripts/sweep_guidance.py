@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-COLUMNS = (("FID", "fidelity", "fid"), ("recall", "fidelity", "recall"), ("target AUROC", "auroc", "macro_auroc"),
+COLUMNS = (("FD", "fidelity", "fd"), ("recall", "fidelity", "recall"), ("target AUROC", "auroc", "macro_auroc"),
            ("HR MAE", "hr", "mae"), ("id top-1", "consistency", "id_top1"), ("IBE cosine", "consistency", "cosine_mean"),
            ("QT median (ms)", "clinical", "qt_ms_median"))
 

@@ -71,9 +71,12 @@ def test_every_section_has_its_baselines_and_finite_numbers(run, sample_datamodu
     for name in ("twin", "copy", "population", "real"):
         assert name in report["fidelity"] and name in report["clinical"] and name in report["controllability"]["hr"]
         assert name in report["controllability"]["auroc"]
-    for name in ("twin", "copy", "population"):
+    n_fidelity = report["settings"]["n_fidelity"]
+    assert 1 <= n_fidelity <= N_PAIRS // 2
+    for name in ("twin", "copy", "population", "real"):  # every arm at the same matched n
         fid = report["fidelity"][name]
-        assert fid["fid"] >= 0 and math.isfinite(fid["mmd"]) and 0 <= fid["precision"] <= 1 and fid["n"] == N_PAIRS
+        assert fid["n"] == n_fidelity and fid["fd"] >= 0 and fid["fd_low"] <= fid["fd_high"] and math.isfinite(fid["kid"])
+    for name in ("twin", "copy", "population"):
         assert -1 <= report["consistency"][name]["cosine_mean"] <= 1 + 1e-9
         assert 0 <= report["consistency"][name]["id_top1"] <= report["consistency"][name]["id_top5"] <= 1
         assert 0 <= report["controllability"]["auroc"][name]["macro_auroc"] <= 1

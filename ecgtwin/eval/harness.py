@@ -6,8 +6,9 @@ sections, each with the baselines beside every number (see
 :mod:`ecgtwin.eval.harness_metrics`): twin | copy-the-reference | population
 model (optional) | real.
 
-* fidelity / diversity: FID, rFID, k-NN precision/recall (k=3), MMD against the
-  real targets, in the classifier's penultimate feature space (or standardized
+* fidelity / diversity at one matched size n for every arm (:mod:`ecgtwin.eval.fidelity`):
+  FD and KID with bootstrap CIs, k-NN precision/recall (k=3) against held-out real
+  targets, in the classifier's penultimate feature space (or standardized
   :func:`~ecgtwin.eval.metrics.simple_ecg_features` without a classifier);
 * personal consistency: IBE cosine of twin vs its reference, patient
   identification of twins among the real targets (top-1/top-5 vs chance);
@@ -30,8 +31,9 @@ from ecgtwin.api import TwinModel
 from ecgtwin.eval.classifier_fit import predict_logits
 from ecgtwin.eval.clinical import heart_rates
 from ecgtwin.eval.harness_data import PairArrays, check_compatible, encoding_specs, select_pairs, twin_specs
+from ecgtwin.eval.fidelity import matched_fidelity_section
 from ecgtwin.eval.harness_metrics import (auroc_section, clinical_section, consistency_section, extreme_hr_section,
-                                          feature_space, fidelity_section, hr_section)
+                                          feature_space, hr_section)
 from ecgtwin.eval.report import to_jsonable, write_report
 
 
@@ -130,8 +132,12 @@ def evaluate(
 
     # fidelity / diversity vs the real targets
     space, feats, real_feats = feature_space(signals, pairs.target, classifier, model.fs)
-    fidelity = fidelity_section(feats, real_feats, pairs.patient_id, k=3, seed=seed)
-    notes.append(f"fidelity in the {space} space; real = patient-disjoint halves of the real targets.")
+    fidelity = matched_fidelity_section(feats, real_feats, pairs.patient_id, k=3, n_boot=n_boot, seed=seed)
+    n_fidelity = int(next(iter(fidelity.values()))["n"])
+    notes.append(f"fidelity in the {space} space at matched n = {n_fidelity} per arm: the real targets are cut into two "
+                 "patient-disjoint halves A and B; every arm (real = the real targets of A) contributes its n rows of A "
+                 "and is compared with the same n real targets of B; FD and KID with 95% bootstrap CIs, k-NN "
+                 "precision/recall at k = 3.")
 
     # personal consistency (IBE of the personalised model encodes every method)
     z_ref = base_vectors_of(model, pairs.reference, pairs.reference_labels, pairs.reference_meta)
@@ -189,7 +195,7 @@ def evaluate(
                      "test pairs' twins vs their real targets.")
 
     options = dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition, guidance_person=guidance_person,
-                   seed=seed, feature_space=space, n_boot=n_boot, extreme_hr=list(extreme_hr), n_extreme=len(rows),
+                   seed=seed, feature_space=space, n_fidelity=n_fidelity, n_boot=n_boot, extreme_hr=list(extreme_hr), n_extreme=len(rows),
                    n_clinical=len(keep))
     report = {
         "settings": _settings(model, datamodule, pairs, population_model, options, settings),

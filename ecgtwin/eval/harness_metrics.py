@@ -59,7 +59,10 @@ def feature_space(signals: Mapping[str, np.ndarray], real: np.ndarray, classifie
 
 
 def fidelity_metrics(fake: np.ndarray, real: np.ndarray, k: int = 3, seed: int = 0) -> dict[str, float]:
-    """FID, rFID, k-NN precision/recall and MMD of ``fake`` (N, F) against ``real`` (M, F)."""
+    """FID, rFID, k-NN precision/recall and MMD of ``fake`` (N, F) against ``real`` (M, F), at whatever sizes given.
+
+    The harness compares arms at one matched size instead (:func:`ecgtwin.eval.fidelity.matched_fidelity_section`).
+    """
     pr = {"precision": NAN, "recall": NAN}
     try:
         pr = knn_precision_recall(real, fake, k=k)
@@ -68,25 +71,6 @@ def fidelity_metrics(fake: np.ndarray, real: np.ndarray, k: int = 3, seed: int =
     return {"fid": _safe(lambda: frechet_distance(fake, real)), "rfid": _safe(lambda: rfid(fake, real, seed=seed)),
             "precision": pr["precision"], "recall": pr["recall"], "mmd": _safe(lambda: mmd_rbf(fake, real)),
             "n": float(len(fake))}
-
-
-def patient_halves(patient_id: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks of two patient-disjoint halves of the rows (real-vs-real baseline)."""
-    patients = np.unique(patient_id)
-    chosen = np.random.default_rng(seed).permutation(patients)[: len(patients) // 2]
-    first = np.isin(patient_id, chosen)
-    return first, ~first
-
-
-def fidelity_section(feats: Mapping[str, np.ndarray], real: np.ndarray, patient_id: np.ndarray,
-                     k: int = 3, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Each method vs the real targets; ``real``: one patient-disjoint half of the targets vs the other
-    (rFID is normalised by exactly such a split, so it is not repeated there)."""
-    out = {name: fidelity_metrics(f, real, k, seed) for name, f in feats.items()}
-    first, second = patient_halves(patient_id, seed)
-    out["real"] = fidelity_metrics(real[first], real[second], k, seed)
-    out["real"]["rfid"] = NAN
-    return out
 
 
 # ---------------------------------------------------------------- personal consistency

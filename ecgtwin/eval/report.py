@@ -21,7 +21,7 @@ METHOD_TITLES = {"twin": "twin", "copy": "copy-the-reference", "population": "po
                  "first_ecg": "first ECG only", "real_matched": "real targets (size-matched)", "real+twin": "real + twins",
                  "real+population": "real + population twins"}
 SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("fidelity", "", "Fidelity and diversity (vs real targets)"),
+    ("fidelity", "", "Fidelity and diversity at matched n (vs held-out real targets; FD and KID with 95% bootstrap CIs)"),
     ("consistency", "", "Personal consistency (IBE cosine to the reference; identification among real targets)"),
     ("controllability", "auroc", "Controllability: classifier macro-AUROC for the target labels (95% bootstrap CI)"),
     ("controllability", "hr", "Controllability: HR MAE (bpm), target vs measured"),

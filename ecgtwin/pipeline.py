@@ -12,7 +12,7 @@ format 1) returns its 12 leads as they are.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from ecgtwin.diffusion.samplers import SAMPLERS, NoiseSource
 from ecgtwin.diffusion.schedule import VPSchedule
 from ecgtwin.leads import derive_leads
 
-SAMPLER_DEFAULT_STEPS: dict[str, int] = {"ddpm": 1000, "ddim": 50, "dpmpp_2m": 25}
+SAMPLER_DEFAULT_STEPS: dict[str, int] = {"ddpm": 1000, "ddim": 50, "dpmpp_2m": 25, "dpmpp_2m_sde": 50}
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,27 @@ class SamplingOptions:
     guidance_person: float = 1.0
     eta: float = 0.0
     """DDIM only: 0 deterministic, 1 ancestral."""
+    guidance_interval: tuple[float, float] | None = None
+    """Noise levels ``(sigma_lo, sigma_hi)`` (VP sigma in [0, 1]) where guidance is applied; elsewhere the plain
+    conditional model (one network evaluation per step instead of three). ``None``: every step."""
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}")
         if self.steps is not None and int(self.steps) < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.guidance_interval is not None:
+            lo, hi = (float(v) for v in self.guidance_interval)
+            if not 0.0 <= lo < hi <= 1.0:
+                raise ValueError(f"guidance_interval must be 0 <= sigma_lo < sigma_hi <= 1, got {self.guidance_interval}")
+
+    def guidance_active(self, schedule: VPSchedule) -> Callable[[int], bool] | None:
+        """Whether guidance applies at timestep ``t`` (None: everywhere)."""
+        if self.guidance_interval is None:
+            return None
+        lo, hi = (float(v) for v in self.guidance_interval)
+        sigmas = schedule.sigmas
+        return lambda t: lo <= float(sigmas[t]) <= hi
 
     @property
     def num_steps(self) -> int:
@@ -100,7 +115,7 @@ def sample_twins(
         base_vector = base_vector.to(device).float()
         base_vector = base_vector.expand(b, -1) if base_vector.shape[0] == 1 else base_vector  # (B, base_dim)
     denoiser = GuidedDenoiser(net, labels, demographics, None if mask is None else mask.to(device), base_vector,
-                              options.guidance_person, options.guidance_condition)
+                              options.guidance_person, options.guidance_condition, options.guidance_active(schedule))
     shape = (b, generated_leads(net), int(length))
     kwargs: dict[str, Any] = {"eta": options.eta} if options.sampler == "ddim" else {}
     result = SAMPLERS[options.sampler](denoiser, schedule, shape, NoiseSource(seeds, device), steps=options.num_steps,

@@ -8,7 +8,7 @@ import torch
 
 from ecgtwin.diffusion.ema import EMA
 from ecgtwin.diffusion.guidance import GuidedDenoiser, guidance_weights
-from ecgtwin.diffusion.samplers import NoiseSource, ddim, ddpm_ancestral, dpmpp_2m
+from ecgtwin.diffusion.samplers import NoiseSource, ddim, ddpm_ancestral, dpmpp_2m, dpmpp_2m_sde
 from ecgtwin.diffusion.schedule import VPSchedule, cosine_alphas_cumprod, diffusion_loss
 from ecgtwin.models.unet import UNet1D
 
@@ -134,7 +134,8 @@ def gaussian_denoiser(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("sampler", "steps", "std_rtol"), [(ddpm_ancestral, 1000, 0.02), (ddim, 50, 0.04),
-                                                           (dpmpp_2m, 25, 0.02)])
+                                                           (dpmpp_2m, 25, 0.02), (dpmpp_2m_sde, 50, 0.03),
+                                                           (ddpm_ancestral, 100, 0.04)])
 def test_samplers_recover_the_data_distribution(sampler, steps: int, std_rtol: float) -> None:  # type: ignore[no-untyped-def]
     calls = []
 
@@ -157,7 +158,7 @@ def test_ddim_eta1_is_ddpm_and_eta0_is_deterministic_given_x_T() -> None:
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
-@pytest.mark.parametrize("sampler", [ddpm_ancestral, ddim, dpmpp_2m])
+@pytest.mark.parametrize("sampler", [ddpm_ancestral, ddim, dpmpp_2m, dpmpp_2m_sde])
 def test_each_sample_depends_on_its_seed_alone(sampler) -> None:  # type: ignore[no-untyped-def]
     net = trained_tiny_net()
     cond = condition(3)
@@ -206,3 +207,27 @@ def test_ema_update_warmup_and_state_dict() -> None:
     assert torch.equal(clone.module.weight, ema.module.weight) and int(clone.num_updates) == 201
     with pytest.raises(ValueError, match="decay"):
         EMA(model, decay=1.0)
+
+
+def test_guidance_interval_uses_the_plain_conditional_model_outside() -> None:
+    from ecgtwin.pipeline import SamplingOptions
+
+    net = trained_tiny_net()
+    cond = condition(2)
+    base = torch.randn(2, 8)
+    x, t = torch.randn(2, 12, 64), torch.full((2,), 500)
+    plain = GuidedDenoiser(net, base_vector=base, **cond)  # s = 1/1: u(b, c)
+    guided = GuidedDenoiser(net, base_vector=base, guidance_person=2.0, guidance_condition=3.0, **cond)
+    outside = GuidedDenoiser(net, base_vector=base, guidance_person=2.0, guidance_condition=3.0,
+                             guidance_active=lambda step: False, **cond)
+    inside = GuidedDenoiser(net, base_vector=base, guidance_person=2.0, guidance_condition=3.0,
+                            guidance_active=lambda step: True, **cond)
+    assert torch.allclose(outside(x, t), plain(x, t)) and outside.evaluations == 1
+    assert torch.allclose(inside(x, t), guided(x, t)) and inside.evaluations == 3
+    assert not torch.allclose(guided(x, t), plain(x, t), atol=1e-4)
+    active = SamplingOptions(guidance_interval=(0.2, 0.9)).guidance_active(SCHEDULE)
+    sigmas = SCHEDULE.sigmas
+    assert all(active(t_) == (0.2 <= float(sigmas[t_]) <= 0.9) for t_ in range(0, 1000, 7))
+    assert active(999) is False and active(0) is False
+    with pytest.raises(ValueError, match="guidance_interval"):
+        SamplingOptions(guidance_interval=(0.5, 0.2))

@@ -51,7 +51,7 @@ def test_report_files_written_and_json_matches(run) -> None:  # type: ignore[no-
     for name in pngs:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
-    for heading in ("Settings", "Fidelity", "Personal consistency", "macro-AUROC", "HR MAE", "extreme HR", "Clinical validity",
+    for heading in ("Settings", "Fidelity", "Personal consistency", "macro-AUROC", "HR MAE", "extreme HR", "Realism", "Clinical validity",
                     "Personalised diagnosis", "TSTR", "TRTS"):
         assert heading in md
     header = next(line for line in md.splitlines() if line.startswith("| metric | twin"))
@@ -80,6 +80,15 @@ def test_every_section_has_its_baselines_and_finite_numbers(run, sample_datamodu
         assert -1 <= report["consistency"][name]["cosine_mean"] <= 1 + 1e-9
         assert 0 <= report["consistency"][name]["id_top1"] <= report["consistency"][name]["id_top5"] <= 1
         assert 0 <= report["controllability"]["auroc"][name]["macro_auroc"] <= 1
+    realism = report["realism"]
+    assert set(realism) == {"twin", "copy", "population", "real"}
+    for name in ("twin", "copy", "population"):
+        row = realism[name]
+        assert row["amplitude_ratio"] > 0 and row["correlation_error"] >= 0 and row["noise_ratio_35_50Hz"] > 0
+        assert row["c2st_n"] == 2 * N_PAIRS and (row["c2st_auroc"] is None or 0 <= row["c2st_auroc"] <= 1)
+    assert realism["real"]["limb_residual_mV"] < 0.01  # real limb leads obey the laws
+    assert {"limb_residual_mV", "amplitude_ratio_V1", "rr_regular_share", "spurious_beat_share", "sr_regular_share",
+            "afib_irregular_share"} <= set(realism["twin"])
     assert {"real", "other_patients", "chance"} <= set(report["consistency"])
     assert 0 < report["consistency"]["chance"]["id_top1"] < 1
     assert report["controllability"]["hr"]["twin"]["mae"] >= 0

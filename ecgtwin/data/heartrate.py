@@ -20,25 +20,39 @@ MAX_RR_VARIATION = 0.6
 """Largest accepted coefficient of variation of RR (atrial fibrillation stays well below)."""
 
 
-def _lead_heart_rate(x: np.ndarray, fs: float) -> float:
-    """HR of one lead in bpm, NaN when no plausible, consistent R-peak train is found."""
+def lead_r_peaks(x: np.ndarray, fs: float, min_delay: float = 0.3) -> np.ndarray:
+    """R-peak sample indices (int64, ascending) of one lead ``(L,)`` (neurokit2); empty when none can be found.
+
+    NaN gaps (under half the lead) are interpolated; a flat lead (< 0.01 mV peak to peak) or one under 2 s has none.
+    ``min_delay`` (s): the detector's refractory period (neurokit2's default 0.3 s; peaks closer than it are
+    merged, so looking for beats closer than 0.3 s needs a shorter one).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    none = np.zeros(0, dtype=np.int64)
     valid = ~np.isnan(x)
     if valid.mean() < 0.5 or len(x) < 2 * fs:
-        return float("nan")
+        return none
     if not valid.all():
         positions = np.arange(len(x))
         x = np.interp(positions, positions[valid], x[valid])
     if np.ptp(x) < 0.01:  # flat lead (mV)
-        return float("nan")
+        return none
     import neurokit2 as nk
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cleaned = nk.ecg_clean(x, sampling_rate=int(round(fs)), method="neurokit")
-            peaks = np.asarray(nk.ecg_findpeaks(cleaned, sampling_rate=int(round(fs)), method="neurokit")["ECG_R_Peaks"])
+            peaks = np.asarray(nk.ecg_findpeaks(cleaned, sampling_rate=int(round(fs)), method="neurokit",
+                                                mindelay=min_delay)["ECG_R_Peaks"])
     except Exception:  # neurokit2 raises on degenerate input (e.g. no peaks at all)
-        return float("nan")
+        return none
+    return np.sort(peaks.astype(np.int64))
+
+
+def _lead_heart_rate(x: np.ndarray, fs: float) -> float:
+    """HR of one lead in bpm, NaN when no plausible, consistent R-peak train is found."""
+    peaks = lead_r_peaks(x, fs)
     if peaks.size < MIN_BEATS:
         return float("nan")
     rr = np.diff(peaks) / fs  # (n_beats - 1,) seconds

@@ -14,6 +14,9 @@ model (optional) | real.
   identification of twins among the real targets (top-1/top-5 vs chance);
 * controllability: classifier macro-AUROC for the target labels (bootstrap CI),
   HR MAE target vs measured, and a subset generated at extreme HR targets;
+* realism (:mod:`ecgtwin.eval.realism`): limb-lead residuals, amplitude and noise ratios,
+  RR regularity, spurious beats, inter-lead correlation error, a classifier two-sample
+  test and rhythm control;
 * clinical validity: PR/QRS/QT distributions, Einthoven/Goldberger residuals.
 
 :func:`evaluate` returns a JSON-ready dict and writes ``report.json``,
@@ -30,16 +33,31 @@ import numpy as np
 from ecgtwin.api import TwinModel
 from ecgtwin.eval.classifier_fit import predict_logits
 from ecgtwin.eval.clinical import heart_rates
+from ecgtwin.eval.fidelity import matched_fidelity_section, matched_rows
 from ecgtwin.eval.harness_data import PairArrays, check_compatible, encoding_specs, select_pairs, twin_specs
-from ecgtwin.eval.fidelity import matched_fidelity_section
 from ecgtwin.eval.harness_metrics import (auroc_section, clinical_section, consistency_section, extreme_hr_section,
                                           feature_space, hr_section)
+from ecgtwin.eval.metrics import simple_ecg_features, standardize_features
+from ecgtwin.eval.realism import realism_section
 from ecgtwin.eval.report import to_jsonable, write_report
 
 
 def base_vectors_of(model: TwinModel, signals: np.ndarray, labels: np.ndarray, meta: dict[str, np.ndarray]) -> np.ndarray:
     """IBE base vectors (N, D) of ``signals`` encoded with their own condition (labels, HR, age, sex)."""
     return model.base_vectors(encoding_specs(model, signals, labels, meta))
+
+
+def two_sample_features(signals: dict[str, np.ndarray], real: np.ndarray, fs: float, feats: dict[str, np.ndarray],
+                        real_feats: np.ndarray, with_classifier: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Features of the two-sample test: standardized handcrafted features, plus the classifier's (z-scored with the
+    real targets' statistics) when the fidelity space is the classifier's. Returns ``({method: (P, F)}, (P, F))``."""
+    names = list(signals)
+    real_z, *rest = standardize_features(simple_ecg_features(real, fs), *(simple_ecg_features(signals[k], fs) for k in names))
+    if with_classifier:
+        real_c, *rest_c = standardize_features(real_feats, *(feats[k] for k in names))
+        real_z = np.concatenate([real_z, real_c], axis=1)  # (P, F_simple + F_classifier)
+        rest = [np.concatenate([a, b], axis=1) for a, b in zip(rest, rest_c)]
+    return dict(zip(names, rest)), real_z
 
 
 def _subsample(n: int, limit: int | None, seed: int) -> np.ndarray:
@@ -168,6 +186,15 @@ def evaluate(
         extreme_measured[name] = {float(hr): hrs[i * len(rows):(i + 1) * len(rows)] for i, hr in enumerate(extreme_hr)}
     controllability["extreme_hr"] = extreme_hr_section(extreme_measured)
 
+    # realism: noise, rhythm, amplitude, extra beats, lead coherence, a two-sample classifier test
+    realism = realism_section(signals, pairs.target, model.fs, pairs.target_labels, list(model.vocabulary.names),
+                              pairs.patient_id, *two_sample_features(signals, pairs.target, model.fs, feats, real_feats,
+                                                                     classifier is not None),
+                              real_rows=matched_rows(pairs.patient_id, seed), n_boot=n_boot, seed=seed)
+    notes.append("realism: every method against all real targets; real = one patient-disjoint half of the targets "
+                 "against the other for amplitude, noise, correlation and the two-sample test (c2st: cross-validated "
+                 "AUROC of a logistic regression telling the records from real targets, 0.5 = indistinguishable).")
+
     # clinical validity (delineation is slow: a seeded subsample)
     keep = _subsample(len(pairs), max_clinical, seed)
     clinical, tables = clinical_section({**{k: v[keep] for k, v in signals.items()}, "real": pairs.target[keep]}, model.fs)
@@ -199,7 +226,8 @@ def evaluate(
                    n_clinical=len(keep))
     report = {
         "settings": _settings(model, datamodule, pairs, population_model, options, settings),
-        "fidelity": fidelity, "consistency": consistency, "controllability": controllability, "clinical": clinical,
+        "fidelity": fidelity, "consistency": consistency, "controllability": controllability, "realism": realism,
+        "clinical": clinical,
         **sections, "notes": notes,
     }
     report["settings"]["seconds"] = round(time.perf_counter() - start, 1)

@@ -26,6 +26,9 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("controllability", "auroc", "Controllability: classifier macro-AUROC for the target labels (95% bootstrap CI)"),
     ("controllability", "hr", "Controllability: HR MAE (bpm), target vs measured"),
     ("controllability", "extreme_hr", "Controllability: extreme HR targets (bpm)"),
+    ("realism", "", "Realism vs the real targets: limb-lead residual RMS (mV), amplitude and 35-50 Hz noise RMS ratios, "
+     "regular RR share (CV < 0.15), spurious beats (RR < 0.3 s where the target has none), inter-lead correlation "
+     "error, classifier two-sample AUROC (0.5 = indistinguishable), rhythm control (SR targets regular, AFIB irregular)"),
     ("clinical", "", "Clinical validity (intervals in ms, lead-law residuals in mV)"),
     ("personalized", "metrics", "Personalised diagnosis: the population classifier fine-tuned per patient on twins of the "
      "patient's first ECG, scored on the patient's later ECGs (column = what it was fine-tuned on; delta vs no "

@@ -22,11 +22,12 @@ from tqdm.auto import tqdm
 
 from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM, LEADS, N_INDEPENDENT_LEADS, N_LEADS
 from ecgtwin.data.conditions import DEFAULT_RHYTHM, DemographicsNormalizer, LabelVocabulary
+from ecgtwin.diffusion.schedule import VPSchedule
 from ecgtwin.paths import ASSETS_DIR
+from ecgtwin.pipeline import SamplingOptions, sample_twins
 
 DEFAULT_BUNDLE = ASSETS_DIR / "ecgtwin_ptbxl100.pt"
 """The bundled model (IBE + generator trained on the shared PTB-XL folds 1-6, see docs/MODEL_CARD.md)."""
-SAMPLER_DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "dpmpp_2m": 25}
 SEX_CODES = {"M": 0.0, "F": 1.0}
 
 
@@ -68,12 +69,22 @@ def _sex_code(sex: str | None, name: str) -> float:
 
 
 class TwinModel:
-    """A loaded IBE + generator pair with its vocabulary and preprocessing."""
+    """A loaded IBE + generator with its vocabulary and preprocessing: plain modules, no training code.
 
-    def __init__(self, module: torch.nn.Module, vocabulary: LabelVocabulary, normalizer: DemographicsNormalizer,
-                 preprocess: dict, checkpoint_path: Path | None = None, checkpoint_hash: str = "unknown",
-                 provenance: dict | None = None) -> None:
-        self.module = module.eval()
+    ``net`` (the U-Net, EMA weights), ``ibe`` (``None`` for a population model),
+    ``schedule`` and ``signal_scale`` are what :func:`ecgtwin.pipeline.sample_twins`
+    takes; ``hparams`` are the generator's training hyper-parameters.
+    """
+
+    def __init__(self, net: torch.nn.Module, ibe: torch.nn.Module | None, schedule: VPSchedule, signal_scale: float,
+                 vocabulary: LabelVocabulary, normalizer: DemographicsNormalizer, preprocess: dict,
+                 checkpoint_path: Path | None = None, checkpoint_hash: str = "unknown",
+                 provenance: dict | None = None, hparams: dict | None = None) -> None:
+        self.net = net.eval()
+        self.ibe = None if ibe is None else ibe.eval()
+        self.schedule = schedule
+        self.signal_scale = float(signal_scale)
+        self.hparams = dict(hparams or {})
         self.vocabulary = vocabulary
         self.normalizer = normalizer
         self.fs = int(preprocess["fs"])
@@ -88,13 +99,12 @@ class TwinModel:
     @classmethod
     def load(cls, path: str | Path | None = None, device: str = "cpu") -> TwinModel:
         """Load a bundle (``.pt``) or a generator checkpoint (``.ckpt``); ``None`` = the bundled model."""
-        from ecgtwin.bundle import load_bundle
+        from ecgtwin.bundle import build_networks, load_bundle
         from ecgtwin.io.wfdb_io import file_sha256
-        from ecgtwin.models.ibe import IndividualBaseExtractor
-        from ecgtwin.models.unet import UNet1D
-        from ecgtwin.training.generator_module import GeneratorModule
 
         path = Path(path).expanduser() if path is not None else DEFAULT_BUNDLE
+        if path.is_dir():
+            raise IsADirectoryError(f"checkpoint {str(path)!r} is a folder; give the model file (.pt bundle or .ckpt)")
         if not path.is_file():
             hint = " (the bundled model is missing: reinstall ecgtwin or pass --checkpoint)" if path == DEFAULT_BUNDLE else ""
             raise FileNotFoundError(f"checkpoint not found: {str(path)!r}{hint}")
@@ -106,27 +116,19 @@ class TwinModel:
         vocabulary = LabelVocabulary.from_dict(bundle["vocabulary"])
         if int(net_config["num_labels"]) != len(vocabulary):
             raise ValueError(f"{str(path)!r}: generator has {net_config['num_labels']} labels but its vocabulary {len(vocabulary)}")
-        net = UNet1D(**net_config)
-        ibe = None
-        if bundle.get("ibe_config") is not None:
-            ibe = IndividualBaseExtractor(**bundle["ibe_config"])
-            ibe.load_state_dict(bundle["ibe_state"])
-        module = GeneratorModule(**bundle["generator"], net=net, ibe=ibe)
-        module.net.load_state_dict(bundle["net_state"])
-        module.ema.module.load_state_dict(bundle["net_state"])
-        module.to(torch.device(device))
+        nets = build_networks(bundle, device)
         normalizer = DemographicsNormalizer.from_dict(bundle["normalizer"])
-        return cls(module, vocabulary, normalizer, bundle["preprocess"], path, file_sha256(path)[:12],
-                   bundle.get("provenance"))
+        return cls(nets.net, nets.ibe, nets.schedule, nets.signal_scale, vocabulary, normalizer, bundle["preprocess"],
+                   path, file_sha256(path)[:12], bundle.get("provenance"), nets.hparams)
 
     @property
     def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+        return next(self.net.parameters()).device
 
     @property
     def personalised(self) -> bool:
         """False for a population model (no IBE / base vector, or :meth:`without_person`)."""
-        return self.module.ibe is not None and not self.person_dropped
+        return self.ibe is not None and not self.person_dropped
 
     def without_person(self) -> TwinModel:
         """This generator as a population model: every twin gets the learned NULL base vector.
@@ -136,7 +138,7 @@ class TwinModel:
         over the whole population (Ho & Salimans 2022). The view shares the weights;
         the reference is ignored and :meth:`base_vectors` is refused.
         """
-        if self.module.ibe is None:
+        if self.ibe is None:
             raise ValueError("this is already a population model (no IBE)")
         view = copy.copy(self)
         view.person_dropped = True
@@ -224,24 +226,29 @@ class TwinModel:
                 "demographics": torch.from_numpy(values).to(self.device),
                 "demographics_mask": torch.from_numpy(mask).to(self.device)}
 
+    def _base_vectors(self, reference: dict[str, torch.Tensor], drop: torch.Tensor) -> torch.Tensor:
+        """IBE base vectors (B, base_dim) of a reference batch; ``drop`` = unknown reference condition."""
+        assert self.ibe is not None
+        return self.ibe(reference["signal"], reference["labels"], reference["demographics"],
+                        reference.get("demographics_mask"), drop=drop)
+
     @torch.no_grad()
     def base_vectors(self, specs: Sequence[TwinSpec]) -> np.ndarray:
         """IBE base vectors (N, base_dim) of the specs' references (their own condition removed)."""
         if not self.personalised:
             raise ValueError("this is a population model: it has no Individual Base Extractor")
         batch, unknown = self._reference_batch(specs)
-        return self.module.base_vectors(batch, drop=unknown).cpu().numpy()
+        return self._base_vectors(batch, unknown).cpu().numpy()
 
     @torch.no_grad()
     def generate(self, specs: Sequence[TwinSpec], sampler: str = "dpmpp_2m", steps: int | None = None,
                  guidance_condition: float = 1.0, guidance_person: float = 1.0, batch_size: int = 16,
                  progress: bool = True) -> np.ndarray:
         """Twins (N, 12, L) in mV, one per spec, batched on the model's device."""
-        if sampler not in SAMPLER_DEFAULT_STEPS:
-            raise ValueError(f"sampler must be one of {sorted(SAMPLER_DEFAULT_STEPS)}, got {sampler!r}")
-        steps = SAMPLER_DEFAULT_STEPS[sampler] if steps is None else int(steps)
-        if steps < 1 or batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
+        options = SamplingOptions(sampler, steps, guidance_condition, guidance_person)
+        steps = options.num_steps
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         for spec in specs:
             self.validate(spec)
         out = np.empty((len(specs), N_LEADS, self.length), dtype=np.float32)
@@ -251,12 +258,11 @@ class TwinModel:
             base = None
             if self.personalised:
                 reference, unknown = self._reference_batch(chunk)
-                base = self.module.base_vectors(reference, drop=unknown)  # (b, base_dim)
+                base = self._base_vectors(reference, unknown)  # (b, base_dim)
             condition = self._to_batch([self.encode_condition(self.target_labels(s.labels, s.rhythm), s.hr, s.age, s.sex)
                                         for s in chunk])
-            twins = self.module.sample(condition, [int(s.seed) for s in chunk], base_vector=base, sampler=sampler,
-                                       steps=steps, guidance_condition=guidance_condition,
-                                       guidance_person=guidance_person, length=self.length)  # (b, 12, L) mV
+            twins = sample_twins(self.net, self.schedule, self.signal_scale, condition, [int(s.seed) for s in chunk],
+                                 base, options, self.length)  # (b, 12, L) mV
             out[start:start + len(chunk)] = twins.cpu().numpy()
             bar.update(len(chunk))
         bar.close()

@@ -1,31 +1,14 @@
-"""Weights-only checkpoint loading shared by every stage (IBE, generator, classifier, bundles)."""
+"""Checkpoint helpers of the training stages; the weights-only loader lives in :mod:`ecgtwin.weights`
+(re-exported here so ``from ecgtwin.training.checkpoints import load_weights_only`` keeps working)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 import torch
 from torch import nn
 
+from ecgtwin.weights import load_weights_only, submodule_state
 
-def load_weights_only(path: str | Path, what: str = "checkpoint",
-                      map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` with clear errors for a missing or foreign file."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {str(path)!r}")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"{str(path)!r} is not a loadable weights-only torch checkpoint: {err}") from err
-    if not isinstance(obj, dict):
-        raise ValueError(f"{str(path)!r} holds a {type(obj).__name__}, not an ecgtwin {what}")
-    return obj
-
-
-def submodule_state(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The entries of ``state_dict`` under ``prefix`` (e.g. ``"net."``), with the prefix removed."""
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+__all__ = ["load_weights_only", "restore", "submodule_state"]
 
 
 def restore(net: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, path: str | Path, what: str,

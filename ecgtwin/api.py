@@ -24,7 +24,7 @@ from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM, LEADS, N_INDEPENDEN
 from ecgtwin.data.conditions import DEFAULT_RHYTHM, DemographicsNormalizer, LabelVocabulary
 from ecgtwin.diffusion.schedule import VPSchedule
 from ecgtwin.paths import ASSETS_DIR
-from ecgtwin.pipeline import SamplingOptions, sample_twins
+from ecgtwin.pipeline import SamplingOptions, resolve_sampling, sample_twins
 
 DEFAULT_BUNDLE = ASSETS_DIR / "ecgtwin_ptbxl100.pt"
 """The bundled model (IBE + generator trained on the shared PTB-XL folds 1-6, see docs/MODEL_CARD.md)."""
@@ -241,12 +241,16 @@ class TwinModel:
         return self._base_vectors(batch, unknown).cpu().numpy()
 
     @torch.no_grad()
-    def generate(self, specs: Sequence[TwinSpec], sampler: str = "dpmpp_2m", steps: int | None = None,
-                 guidance_condition: float = 1.0, guidance_person: float = 1.0, batch_size: int = 16,
-                 progress: bool = True) -> np.ndarray:
-        """Twins (N, 12, L) in mV, one per spec, batched on the model's device."""
-        options = SamplingOptions(sampler, steps, guidance_condition, guidance_person)
-        steps = options.num_steps
+    def generate(self, specs: Sequence[TwinSpec], sampler: str | None = None, steps: int | None = None,
+                 guidance_condition: float | None = None, guidance_person: float | None = None, batch_size: int = 16,
+                 progress: bool = True, options: SamplingOptions | None = None) -> np.ndarray:
+        """Twins (N, 12, L) in mV, one per spec, batched on the model's device.
+
+        Sampling settings not given come from ``options``, else :data:`ecgtwin.pipeline.DEFAULT_SAMPLING`
+        (:func:`~ecgtwin.pipeline.resolve_sampling`).
+        """
+        options = resolve_sampling(sampler, steps, guidance_condition, guidance_person, options)
+        sampler, steps = options.sampler, options.num_steps
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         for spec in specs:
@@ -274,7 +278,8 @@ def generate(reference: np.ndarray, conditions: Sequence[str], num: int = 1, see
              sex: str | None = None, **kwargs: object) -> np.ndarray:
     """``num`` twins (num, 12, L) of one reference (12, L) mV under ``conditions``; twin i uses seed ``seed + i``.
 
-    ``kwargs`` go to :meth:`TwinModel.generate` (sampler, steps, guidance_condition, guidance_person).
+    ``kwargs`` go to :meth:`TwinModel.generate` (sampler, steps, guidance_condition, guidance_person, options;
+    defaults from :data:`ecgtwin.pipeline.DEFAULT_SAMPLING`).
     """
     model = model or TwinModel.load()
     specs = [TwinSpec(reference=reference, labels=list(conditions), hr=hr, age=age, sex=sex, seed=seed + i)

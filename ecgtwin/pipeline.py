@@ -13,7 +13,7 @@ format 1) returns its 12 leads as they are.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -69,6 +69,23 @@ class SamplingOptions:
 DEFAULT_SAMPLING = SamplingOptions()
 """The one place the default sampler, steps and guidance scales are set (``generate-ecg``, the API, the demo,
 the notebook and ``ecgtwin evaluate`` all read it); chosen on validation fold 7, see docs/GENERATOR.md."""
+
+
+def resolve_sampling(sampler: str | None = None, steps: int | None = None, guidance_condition: float | None = None,
+                     guidance_person: float | None = None, defaults: SamplingOptions | None = None) -> SamplingOptions:
+    """``defaults`` (None: :data:`DEFAULT_SAMPLING`, read at call time) with the settings that are given (not None) replaced.
+
+    The default step count belongs to the default sampler: another ``sampler`` without ``steps`` gets its own
+    default (:data:`SAMPLER_DEFAULT_STEPS`).
+    """
+    defaults = DEFAULT_SAMPLING if defaults is None else defaults
+    changes: dict[str, Any] = {}
+    if sampler is not None and sampler != defaults.sampler:
+        changes.update(sampler=sampler, steps=None)
+    for name, value in (("steps", steps), ("guidance_condition", guidance_condition), ("guidance_person", guidance_person)):
+        if value is not None:
+            changes[name] = value
+    return replace(defaults, **changes)
 
 
 def generated_leads(net: nn.Module) -> int:

@@ -25,7 +25,8 @@ This notebook walks through what ecgtwin does for one real patient of the bundle
 6. look at the IBE **base vectors**: do records of one patient cluster, and do twins stay near their reference?
 
 Parameters come from environment variables so the test suite can run it small:
-`ECGTWIN_BUNDLE` (model file; unset = the bundled model), `ECGTWIN_NB_STEPS` (sampler steps, default 25),
+`ECGTWIN_BUNDLE` (model file; unset = the bundled model), `ECGTWIN_NB_STEPS` (sampler steps; unset = the
+default sampling settings, `ecgtwin.pipeline.DEFAULT_SAMPLING`, like `generate-ecg` and the demo),
 `ECGTWIN_NB_NUM` (twins per condition, default 3), `ECGTWIN_NB_OUT` (folder for PNGs, default a temporary folder)."""),
     ("code", """%matplotlib inline
 import os
@@ -41,19 +42,21 @@ from ecgtwin.data.ptbxl import load_ptbxl_database
 from ecgtwin.eval.clinical import hr_mae
 from ecgtwin.io.wfdb_io import parse_sex, read_reference
 from ecgtwin.paths import BUNDLED_SAMPLE
+from ecgtwin.pipeline import DEFAULT_SAMPLING
 from ecgtwin.viz.ecg_plot import plot_overlay, plot_twin_comparison
 from ecgtwin.viz.notebook import (clinical_table, cosine_similarity, patient_records, patients_with_records,
                                   plot_leads, plot_similarity)
 
 BUNDLE = os.environ.get("ECGTWIN_BUNDLE") or None  # None = the bundled model
-STEPS = int(os.environ.get("ECGTWIN_NB_STEPS", "25"))  # DPM-Solver++(2M) steps per twin
+STEPS = int(os.environ["ECGTWIN_NB_STEPS"]) if os.environ.get("ECGTWIN_NB_STEPS") else None  # None: DEFAULT_SAMPLING
 NUM = int(os.environ.get("ECGTWIN_NB_NUM", "3"))  # twins (seeds) per target condition
 OUT = Path(os.environ.get("ECGTWIN_NB_OUT") or tempfile.mkdtemp(prefix="ecgtwin-notebook-"))
 SAMPLE = BUNDLED_SAMPLE  # real PTB-XL records shipped with the repository
 PATIENT = 11568  # NORM first, inferior MI (IMI) 4 days later, IMI + NDT 2.5 years later
 N_PATIENTS = 6  # patients in the base-vector heatmap
 pd.set_option("display.width", 160)
-print(f"bundle={BUNDLE or 'bundled model'} steps={STEPS} twins/condition={NUM} figures -> {OUT}")"""),
+print(f"bundle={BUNDLE or 'bundled model'} steps={STEPS or 'default'} twins/condition={NUM} figures -> {OUT}")
+print(f"sampling (sampler, steps, guidance scales unless set above): {DEFAULT_SAMPLING}")"""),
     ("md", """## 1. The model
 
 The vocabulary lists the target conditions the generator understands (PTB-XL diagnostic superclasses for the

@@ -80,10 +80,10 @@ class FakeTwinModel:
         if spec.reference.shape != (12, self.length):
             raise ValueError(f"reference must be (12, {self.length}), got {spec.reference.shape}")
 
-    def generate(self, specs: list[Any], sampler: str = "dpmpp_2m", steps: int = 25, guidance_condition: float = 1.0,
-                 guidance_person: float = 1.0, batch_size: int = 16, progress: bool = True) -> np.ndarray:
-        self.calls.append((list(specs), dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition,
-                                             guidance_person=guidance_person, batch_size=batch_size)))
+    def generate(self, specs: list[Any], batch_size: int = 16, progress: bool = True, options: Any = None) -> np.ndarray:
+        self.calls.append((list(specs), dict(sampler=options.sampler, steps=options.num_steps,
+                                             guidance_condition=options.guidance_condition,
+                                             guidance_person=options.guidance_person, batch_size=batch_size)))
         out = []
         for spec in specs:
             if self.fail_after is not None and self.generated >= self.fail_after:
@@ -309,7 +309,7 @@ def test_interruption_mid_batch_keeps_complete_twins_and_rerun_finishes(
     (["--condition", "MI", "--seed", "-1"], "--seed must be >= 0"),
     (["--condition", "MI", "--guidance-condition", "-1"], "--guidance-condition must be a finite number >= 0"),
     (["--condition", "MI", "--sex", "X"], "argument --sex: 'X' is not M or F"),
-    (["--condition", "MI", "--sampler", "euler"], "argument --sampler: invalid choice: 'euler'"),
+    (["--condition", "MI", "--sampler", "euler"], "sampler must be one of ['ddim', 'ddpm', 'dpmpp_2m'"),
     (["--condition", "MI", "--device", "tpu"], "--device 'tpu' is not cpu, cuda or cuda:N"),
     (["--condition", "MI", "--checkpoint", "/nonexistent/model.ckpt"], "--checkpoint /nonexistent/model.ckpt: file not found"),
     ([], "--condition is required with --reference"),

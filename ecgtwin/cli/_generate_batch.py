@@ -30,18 +30,32 @@ from ecgtwin.cli.generate import UsageError
 from ecgtwin.constants import N_LEADS
 from ecgtwin.io.manifest import OutputManifest, TwinRequest, TwinRow, check_unique_record_names, twin_record_name
 from ecgtwin.io.wfdb_io import ECGInputError, Reference, read_reference, write_twin
+from ecgtwin.pipeline import SamplingOptions
 from ecgtwin.viz.ecg_plot import plot_twin_comparison
 
 
 @dataclass(frozen=True)
-class SamplingOptions:
-    """How every twin of a run is sampled (recorded in headers and manifest rows)."""
+class RunSampling:
+    """How every twin of a run is sampled (recorded in headers and manifest rows) and how many per model call."""
 
-    sampler: str = "dpmpp_2m"
-    steps: int = 25
-    guidance_condition: float = 1.0
-    guidance_person: float = 1.0
+    options: SamplingOptions
     batch_size: int = 16
+
+    @property
+    def sampler(self) -> str:
+        return self.options.sampler
+
+    @property
+    def steps(self) -> int:
+        return self.options.num_steps
+
+    @property
+    def guidance_condition(self) -> float:
+        return float(self.options.guidance_condition)
+
+    @property
+    def guidance_person(self) -> float:
+        return float(self.options.guidance_person)
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,7 @@ class RunSummary:
     interrupted: bool = False
     written_names: list[str] = field(default_factory=list)
 
-    def report(self, sampling: SamplingOptions, checkpoint_hash: str) -> str:
+    def report(self, sampling: RunSampling, checkpoint_hash: str) -> str:
         """The short summary printed at the end of a run."""
         per_twin = f"{self.seconds / self.written:.2f} s per twin" if self.written else "nothing generated"
         lines = [
@@ -138,7 +152,7 @@ def plan_jobs(requests: Sequence[TwinRequest]) -> list[TwinJob]:
     return [TwinJob(r, i, name) for r in requests for i, name in enumerate(r.record_names())]
 
 
-def check_settings_match(done: Sequence[TwinJob], manifest: OutputManifest, sampling: SamplingOptions,
+def check_settings_match(done: Sequence[TwinJob], manifest: OutputManifest, sampling: RunSampling,
                          checkpoint_hash: str) -> None:
     """Refuse to silently skip twins that were made with other sampling settings or another checkpoint."""
     rows = {row["record_name"]: row for row in manifest.rows()}
@@ -193,7 +207,7 @@ def build_spec(job: TwinJob, reference: Reference, options: ReferenceOptions, sp
     )
 
 
-def prepare_jobs(requests: Sequence[TwinRequest], model: Any, manifest: OutputManifest, sampling: SamplingOptions,
+def prepare_jobs(requests: Sequence[TwinRequest], model: Any, manifest: OutputManifest, sampling: RunSampling,
                  reference_options: ReferenceOptions, spec_class: Callable[..., Any], overwrite: bool,
                  plot: bool) -> Plan:
     """Check everything against the loaded model and the output folder; nothing is generated yet."""
@@ -220,7 +234,7 @@ def _fmt(value: float | str | None, unknown: str = "unknown") -> str:
     return f"{value:g}" if isinstance(value, float | int) else str(value)
 
 
-def twin_comments(job: TwinJob, spec: Any, reference: Reference, sampling: SamplingOptions, model: Any) -> dict[str, str]:
+def twin_comments(job: TwinJob, spec: Any, reference: Reference, sampling: RunSampling, model: Any) -> dict[str, str]:
     """Provenance header comments of one twin (``age``/``sex`` keys are read back by ``read_reference``)."""
     return {
         "reference": str(reference.path.resolve()),
@@ -236,6 +250,7 @@ def twin_comments(job: TwinJob, spec: Any, reference: Reference, sampling: Sampl
         "steps": str(sampling.steps),
         "guidance_condition": _fmt(float(sampling.guidance_condition)),
         "guidance_person": _fmt(float(sampling.guidance_person)),
+        **({"guidance_interval": str(list(sampling.options.guidance_interval))} if sampling.options.guidance_interval else {}),
         "seed": str(job.seed),
         "checkpoint": str(model.checkpoint_hash),
         "checkpoint_file": Path(model.checkpoint_path).name,
@@ -243,7 +258,7 @@ def twin_comments(job: TwinJob, spec: Any, reference: Reference, sampling: Sampl
     }
 
 
-def twin_row(job: TwinJob, hea: Path, sampling: SamplingOptions, checkpoint_hash: str) -> TwinRow:
+def twin_row(job: TwinJob, hea: Path, sampling: RunSampling, checkpoint_hash: str) -> TwinRow:
     """The output-manifest row of a written twin (``guidance_base`` is the person/base-vector guidance scale)."""
     request = job.request
     return TwinRow(
@@ -269,7 +284,7 @@ def plot_job(out_dir: Path, job: TwinJob, reference: Reference, twin: np.ndarray
     return plot_twin_comparison(reference.signal, [twin], fs, titles=titles, path=png_path(out_dir, job))
 
 
-def run_plan(plan: Plan, model: Any, manifest: OutputManifest, sampling: SamplingOptions, plot: bool,
+def run_plan(plan: Plan, model: Any, manifest: OutputManifest, sampling: RunSampling, plot: bool,
              progress: bool = True) -> RunSummary:
     """Generate the pending twins batch by batch and write record, PNG, manifest row for each.
 
@@ -293,8 +308,7 @@ def run_plan(plan: Plan, model: Any, manifest: OutputManifest, sampling: Samplin
             jobs = plan.pending[first:first + sampling.batch_size]
             specs = plan.specs[first:first + sampling.batch_size]
             signals = np.asarray(model.generate(
-                specs, sampler=sampling.sampler, steps=sampling.steps, guidance_condition=sampling.guidance_condition,
-                guidance_person=sampling.guidance_person, batch_size=sampling.batch_size, progress=False,
+                specs, options=sampling.options, batch_size=sampling.batch_size, progress=False,
             ))
             if signals.shape != (len(jobs), N_LEADS, model.length):
                 raise RuntimeError(f"TwinModel.generate returned {signals.shape}, expected {(len(jobs), N_LEADS, model.length)}")

@@ -15,8 +15,6 @@ from ecgtwin.paths import BUNDLED_SAMPLE
 DEMO_RECORD = "records100/01000/01495_lr"
 """Reference of the demo patient (PTB-XL ecg_id 1495, patient 11568: NORM, later inferior MI)."""
 DEMO_CONDITIONS: tuple[str, ...] = ("NORM", "MI")
-DEMO_SAMPLER: tuple[str, int] = ("ddpm", 250)
-"""250-step ancestral DDPM: fidelity of the 1000-step sampler at 4.4x the speed for the bundled model (docs/GENERATOR.md)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,9 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=str(BUNDLED_SAMPLE / DEMO_RECORD), help="reference WFDB record")
     p.add_argument("--conditions", nargs="+", default=list(DEMO_CONDITIONS), help="target conditions, one twin set each")
     p.add_argument("--num", type=int, default=2, help="twins per condition (default 2)")
-    p.add_argument("--sampler", default=DEMO_SAMPLER[0], choices=("ddpm", "ddim", "dpmpp_2m"),
-                   help=f"sampler (default {DEMO_SAMPLER[0]}; see docs/GENERATOR.md for the speed/fidelity trade-off)")
-    p.add_argument("--steps", type=int, default=DEMO_SAMPLER[1], help=f"sampler steps (default {DEMO_SAMPLER[1]})")
+    p.add_argument("--sampler", help="sampler (default: ecgtwin.pipeline.DEFAULT_SAMPLING, as generate-ecg)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: as generate-ecg)")
     p.add_argument("--checkpoint", default=None, help="model bundle (default: the bundled model)")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -41,7 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     for condition in args.conditions:
         gen_args = ["--reference", args.reference, "--condition", condition, "--num", str(args.num),
-                    "--sampler", args.sampler, "--steps", str(args.steps), "--seed", str(args.seed), "--out", str(out), "--plot"]
+                    "--seed", str(args.seed), "--out", str(out), "--plot"]
+        gen_args += ["--sampler", args.sampler] if args.sampler else []
+        gen_args += ["--steps", str(args.steps)] if args.steps else []
         if args.checkpoint:
             gen_args += ["--checkpoint", args.checkpoint]
         rc = generate_main(gen_args)

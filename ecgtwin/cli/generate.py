@@ -25,9 +25,7 @@ from typing import Any
 
 from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM
 
-SAMPLERS: tuple[str, ...] = ("dpmpp_2m", "ddim", "ddpm")
-DEFAULT_STEPS: dict[str, int] = {"dpmpp_2m": 25, "ddim": 25, "ddpm": 1000}
-"""Steps when --steps is not given: DPM-Solver++ 2M and DDIM are few-step samplers, DDPM is 1000-step ancestral."""
+DEFAULTS_NOTE = "default: ecgtwin.pipeline.DEFAULT_SAMPLING"
 PER_TWIN_OPTIONS: tuple[str, ...] = ("condition", "hr", "age", "sex", "num", "seed")
 """Options that a --manifest gives per row (its columns) and so may not be given on the command line."""
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -77,12 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--reference-sex", type=_sex, metavar="M|F", help="default: from the header comments")
 
     gen = p.add_argument_group("sampling")
-    gen.add_argument("--sampler", choices=SAMPLERS, default="dpmpp_2m", help="default dpmpp_2m")
-    gen.add_argument("--steps", type=int, metavar="K", help="sampler steps (default 25; 1000 for ddpm)")
-    gen.add_argument("--guidance-condition", type=float, default=1.0, metavar="S",
-                     help="classifier-free guidance scale of the target condition (default 1.0)")
-    gen.add_argument("--guidance-person", type=float, default=1.0, metavar="S",
-                     help="guidance scale of the reference's base vector (default 1.0)")
+    gen.add_argument("--sampler", metavar="NAME",
+                     help=f"sampler, e.g. dpmpp_2m or ddpm ({DEFAULTS_NOTE}; an unknown name lists all)")
+    gen.add_argument("--steps", type=int, metavar="K",
+                     help="sampler steps (default: that of DEFAULT_SAMPLING for its sampler, else the sampler's own)")
+    gen.add_argument("--guidance-condition", type=float, metavar="S",
+                     help=f"classifier-free guidance scale of the target condition ({DEFAULTS_NOTE})")
+    gen.add_argument("--guidance-person", type=float, metavar="S",
+                     help=f"guidance scale of the reference's base vector ({DEFAULTS_NOTE})")
     gen.add_argument("--checkpoint", metavar="CKPT", help="model bundle (default: the bundled model)")
     gen.add_argument("--batch-size", type=int, default=16, metavar="B", help="twins per model call (default 16)")
     gen.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -102,7 +102,8 @@ def _check_range(value: float | None, option: str, bounds: tuple[float, float]) 
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Everything checkable without the model; fills defaults (num, seed, steps). Raises :class:`UsageError`."""
+    """Everything checkable without the model; fills defaults (num, seed, ``sampling`` from
+    ``ecgtwin.pipeline.DEFAULT_SAMPLING``). Raises :class:`UsageError`."""
     if args.manifest is not None:
         given = [f"--{name}" for name in PER_TWIN_OPTIONS if getattr(args, name) is not None]
         if given:
@@ -112,9 +113,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--condition is required with --reference (e.g. --condition MI or --condition MI,STTC)")
     args.num = 1 if args.num is None else args.num
     args.seed = 0 if args.seed is None else args.seed
-    args.steps = DEFAULT_STEPS[args.sampler] if args.steps is None else args.steps
     for option, value in (("--num", args.num), ("--steps", args.steps), ("--batch-size", args.batch_size)):
-        if value < 1:
+        if value is not None and value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}")
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
@@ -124,8 +124,14 @@ def check_args(args: argparse.Namespace) -> None:
         _check_range(getattr(args, option[2:].replace("-", "_")), option, AGE_RANGE_YEARS)
     for option in ("--guidance-condition", "--guidance-person"):
         value = getattr(args, option[2:].replace("-", "_"))
-        if not (math.isfinite(value) and value >= 0):
+        if value is not None and not (math.isfinite(value) and value >= 0):
             raise UsageError(f"{option} must be a finite number >= 0, got {value}")
+    from ecgtwin.pipeline import resolve_sampling
+
+    try:
+        args.sampling = resolve_sampling(args.sampler, args.steps, args.guidance_condition, args.guidance_person)
+    except ValueError as exc:
+        raise UsageError(f"--sampler/--steps: {exc}") from None
     if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
         raise UsageError(f"--device {args.device!r} is not cpu, cuda or cuda:N")
     out = Path(args.out).expanduser()
@@ -182,8 +188,7 @@ def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> 
     model = _load_checked(loader, args)
     from ecgtwin.api import TwinSpec
 
-    sampling = batch.SamplingOptions(args.sampler, args.steps, args.guidance_condition, args.guidance_person,
-                                     args.batch_size)
+    sampling = batch.RunSampling(args.sampling, args.batch_size)
     ref_labels = None
     if args.reference_condition is not None:
         ref_labels = batch.canonical_labels(args.reference_condition, model.vocabulary, "--reference-condition")

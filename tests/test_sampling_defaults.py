@@ -1,0 +1,73 @@
+"""One place for the default sampler, steps and guidance: ``ecgtwin.pipeline.DEFAULT_SAMPLING`` (API, CLI, demo, notebook)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+
+import ecgtwin.api
+import ecgtwin.pipeline as pipeline
+from ecgtwin.api import TwinModel, TwinSpec
+from ecgtwin.cli.main import main as ecgtwin_main
+from ecgtwin.io.wfdb_io import read_reference
+from ecgtwin.pipeline import SAMPLER_DEFAULT_STEPS, SamplingOptions, resolve_sampling
+
+from bundles import tiny_bundle
+
+PATCHED = SamplingOptions("ddim", 3, 1.5, 0.5)
+RECORD = "records100/01000/01495_lr"
+
+
+@pytest.fixture()
+def patched_defaults(monkeypatch: pytest.MonkeyPatch) -> SamplingOptions:
+    monkeypatch.setattr(pipeline, "DEFAULT_SAMPLING", PATCHED)
+    return PATCHED
+
+
+def test_resolve_sampling_fills_only_what_is_missing(patched_defaults: SamplingOptions) -> None:
+    assert resolve_sampling() == PATCHED
+    assert resolve_sampling(steps=9, guidance_person=2.0) == SamplingOptions("ddim", 9, 1.5, 2.0)
+    other = resolve_sampling(sampler="ddpm")  # the default steps belong to the default sampler
+    assert (other.sampler, other.num_steps, other.guidance_condition) == ("ddpm", SAMPLER_DEFAULT_STEPS["ddpm"], 1.5)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        resolve_sampling(sampler="euler")
+
+
+def test_api_generate_uses_the_defaults(patched_defaults: SamplingOptions, sample_root: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[SamplingOptions] = []
+    real = ecgtwin.api.sample_twins
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(args[6])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ecgtwin.api, "sample_twins", spy)
+    model = TwinModel.load(tiny_bundle(sample_root, tmp_path))
+    spec = TwinSpec(read_reference(sample_root / RECORD).signal, ["MI"])
+    twins = model.generate([spec], progress=False)
+    assert seen == [PATCHED]
+    np.testing.assert_array_equal(twins, model.generate([spec], options=PATCHED, progress=False))
+    model.generate([spec], steps=2, progress=False)
+    assert seen[-1] == SamplingOptions("ddim", 2, 1.5, 0.5)
+
+
+def test_demo_and_generate_ecg_use_the_defaults(patched_defaults: SamplingOptions, sample_root: Path,
+                                                tmp_path: Path) -> None:
+    bundle = tiny_bundle(sample_root, tmp_path)
+    out = tmp_path / "demo"
+    assert ecgtwin_main(["demo", "--checkpoint", str(bundle), "--out", str(out), "--num", "1",
+                         "--conditions", "MI"]) == 0
+    comments = dict(c.split(": ", 1) for c in wfdb.rdheader(str(next(out.glob("*.hea")).with_suffix(""))).comments)
+    assert (comments["sampler"], comments["steps"]) == ("ddim", "3")
+    assert (comments["guidance_condition"], comments["guidance_person"]) == ("1.5", "0.5")
+
+
+def test_no_other_default_sampler_settings_in_the_generation_path() -> None:
+    """The CLI, demo and notebook builder name no sampler default of their own."""
+    root = Path(__file__).resolve().parent.parent
+    for path in ("ecgtwin/cli/generate.py", "ecgtwin/cli/demo.py", "ecgtwin/api.py", "scripts/build_notebook.py"):
+        text = (root / path).read_text()
+        assert "default=\"dpmpp_2m\"" not in text and "DEFAULT_STEPS" not in text and "\"ddpm\", 250" not in text, path

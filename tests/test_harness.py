@@ -47,11 +47,11 @@ def test_report_files_written_and_json_matches(run) -> None:  # type: ignore[no-
     assert json.loads((out / "report.json").read_text()) == report
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["downstream.png", "example_0.png", "example_1.png", "example_2.png", "hr_target_vs_measured.png",
-                    "intervals_hist.png"]
+                    "intervals_hist.png", "privacy_closest.png"]
     for name in pngs:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
-    for heading in ("Settings", "Fidelity", "Personal consistency", "macro-AUROC", "HR MAE", "extreme HR", "Realism", "Clinical validity",
+    for heading in ("Settings", "Fidelity", "Personal consistency", "macro-AUROC", "HR MAE", "extreme HR", "Realism", "Clinical validity", "Privacy",
                     "Personalised diagnosis", "TSTR", "TRTS"):
         assert heading in md
     header = next(line for line in md.splitlines() if line.startswith("| metric | twin"))
@@ -89,6 +89,14 @@ def test_every_section_has_its_baselines_and_finite_numbers(run, sample_datamodu
     assert realism["real"]["limb_residual_mV"] < 0.01  # real limb leads obey the laws
     assert {"limb_residual_mV", "amplitude_ratio_V1", "rr_regular_share", "spurious_beat_share", "sr_regular_share",
             "afib_irregular_share"} <= set(realism["twin"])
+    privacy = report["privacy"]
+    assert set(privacy) == {"twin", "copy", "population", "real"}
+    for space in ("signal", "spectrum", "features"):
+        assert privacy["real"][f"{space}_threshold"] > 0
+        for name in ("twin", "copy", "population"):
+            row = privacy[name]
+            assert row[f"{space}_nn_train_median"] > 0 and 0 <= row[f"{space}_memorized_share"] <= 1
+    assert privacy["copy"]["signal_target_median"] > 0
     assert {"real", "other_patients", "chance"} <= set(report["consistency"])
     assert 0 < report["consistency"]["chance"]["id_top1"] < 1
     assert report["controllability"]["hr"]["twin"]["mae"] >= 0

@@ -34,10 +34,11 @@ from ecgtwin.api import TwinModel
 from ecgtwin.eval.classifier_fit import predict_logits
 from ecgtwin.eval.clinical import heart_rates
 from ecgtwin.eval.fidelity import matched_fidelity_section, matched_rows
-from ecgtwin.eval.harness_data import PairArrays, check_compatible, encoding_specs, select_pairs, twin_specs
+from ecgtwin.eval.harness_data import PairArrays, check_compatible, encoding_specs, select_pairs, split_arrays, twin_specs
 from ecgtwin.eval.harness_metrics import (auroc_section, clinical_section, consistency_section, extreme_hr_section,
                                           feature_space, hr_section)
 from ecgtwin.eval.metrics import simple_ecg_features, standardize_features
+from ecgtwin.eval.privacy import plot_closest_pairs, privacy_section, spectrum_embedding
 from ecgtwin.eval.realism import realism_section
 from ecgtwin.eval.report import to_jsonable, write_report
 
@@ -58,6 +59,27 @@ def two_sample_features(signals: dict[str, np.ndarray], real: np.ndarray, fs: fl
         real_z = np.concatenate([real_z, real_c], axis=1)  # (P, F_simple + F_classifier)
         rest = [np.concatenate([a, b], axis=1) for a, b in zip(rest, rest_c)]
     return dict(zip(names, rest)), real_z
+
+
+def privacy_spaces(signals: dict[str, np.ndarray], real: np.ndarray, train: np.ndarray, fs: float,
+                   classifier: Any | None) -> dict[str, tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, bool]]:
+    """The privacy section's spaces: aligned signals, magnitude spectra and features (handcrafted, plus the
+    classifier's when given; z-scored with the TRAINING records' statistics). See :func:`privacy_section`."""
+    names = list(signals)
+    spectra = {k: spectrum_embedding(v) for k, v in signals.items()}
+    train_f, real_f, *rest = standardize_features(simple_ecg_features(train, fs), simple_ecg_features(real, fs),
+                                                  *(simple_ecg_features(signals[k], fs) for k in names))
+    if classifier is not None:
+        from ecgtwin.eval.harness_metrics import classifier_features
+
+        train_c, real_c, *rest_c = standardize_features(classifier_features(classifier, train),
+                                                        classifier_features(classifier, real),
+                                                        *(classifier_features(classifier, signals[k]) for k in names))
+        train_f, real_f = np.concatenate([train_f, train_c], axis=1), np.concatenate([real_f, real_c], axis=1)  # (N, F + C)
+        rest = [np.concatenate([a, b], axis=1) for a, b in zip(rest, rest_c)]
+    return {"signal": (dict(signals), real, train, True),
+            "spectrum": (spectra, spectrum_embedding(real), spectrum_embedding(train), True),
+            "features": (dict(zip(names, rest)), real_f, train_f, False)}
 
 
 def _subsample(n: int, limit: int | None, seed: int) -> np.ndarray:
@@ -97,6 +119,8 @@ def evaluate(
     n_boot: int = 200,
     batch_size: int = 16,
     n_examples: int = 3,
+    privacy: bool = True,
+    privacy_max_train: int | None = None,
     downstream: bool = False,
     downstream_max_pairs: int | None = None,
     downstream_epochs: int = 8,
@@ -121,6 +145,8 @@ def evaluate(
         extreme_hr, n_extreme: target HRs (bpm) asked of the first ``n_extreme`` pairs.
         max_clinical: records per method for the (slow) interval delineation; ``None`` = all.
         n_boot: bootstrap resamples of the AUROC CIs.
+        privacy, privacy_max_train: the privacy section (:mod:`ecgtwin.eval.privacy`) against the train split's records
+            (a seeded subset of ``privacy_max_train``); skipped when the train split is empty.
         downstream, downstream_max_pairs, downstream_epochs: add TSTR / TRTS / real + synthetic on the benchmark
             protocol (:mod:`ecgtwin.eval.downstream`): twins of up to ``downstream_max_pairs`` train pairs.
         personalized, personal_*: add the personalised-diagnosis protocol (:mod:`ecgtwin.eval.personalized`;
@@ -200,6 +226,22 @@ def evaluate(
     clinical, tables = clinical_section({**{k: v[keep] for k, v in signals.items()}, "real": pairs.target[keep]}, model.fs)
 
     sections: dict[str, Any] = {}
+    images: list[Path] = []
+    if privacy:
+        train, train_labels, train_patient = split_arrays(datamodule, "train", privacy_max_train, seed)
+        if len(train):
+            section, nearest = privacy_section(privacy_spaces(signals, pairs.target, train, model.fs, classifier),
+                                               pairs.target_labels, pairs.patient_id, train_labels, train_patient)
+            sections["privacy"] = section
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            images.append(plot_closest_pairs(signals["twin"], train, nearest["signal_twin_distance"],
+                                             nearest["signal_twin_index"], model.fs, Path(out_dir) / "privacy_closest.png"))
+            notes.append(f"privacy: distances to the nearest of {len(train)} training records of other patients in "
+                         "aligned signals (RMS mV), magnitude spectra (shift-blind, RMS) and standardized features; "
+                         "memorized = nearer a training record than 95% of the real targets are (threshold in the real "
+                         "column); same_class: within the training records with the target's labels.")
+        else:
+            notes.append("privacy: skipped, the train split holds no records.")
     if personalized:
         from ecgtwin.eval.personalized import personalized_section, select_patients
 
@@ -233,5 +275,5 @@ def evaluate(
     report["settings"]["seconds"] = round(time.perf_counter() - start, 1)
     report = to_jsonable(report)
     write_report(report, out_dir, pairs=pairs, signals=signals, fs=model.fs, target_hr=target_hr,
-                 measured_hr=measured, interval_tables=tables, n_examples=n_examples)
+                 measured_hr=measured, interval_tables=tables, n_examples=n_examples, images=images)
     return report

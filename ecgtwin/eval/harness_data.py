@@ -107,6 +107,19 @@ def select_pairs(datamodule: object, max_pairs: int | None = None, seed: int = 0
     )
 
 
+def split_arrays(datamodule: object, split: str, max_records: int | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every record of a split (a seeded random ``max_records`` of them when given):
+    ``(signals (N, 12, L) mV float32, labels (N, V), patient ids (N,))``; N = 0 for an empty split."""
+    dataset = split_dataset(datamodule, split)
+    records = getattr(dataset, "records", dataset)
+    rows = np.asarray(records.rows)
+    if max_records is not None and max_records < len(rows):
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_records, replace=False))
+    signals = np.asarray(records.signals[rows], dtype=np.float32) if len(rows) else np.zeros((0, 12, 0), np.float32)
+    return signals, records.labels[rows], records.patient_ids[rows]
+
+
 def check_compatible(model: TwinModel, datamodule: object, pairs: PairArrays) -> None:
     """Raise ValueError when the data's vocabulary or signal length differ from the model's."""
     if list(model.vocabulary.names) != list(datamodule.vocabulary.names):  # type: ignore[attr-defined]

@@ -30,6 +30,8 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
      "regular RR share (CV < 0.15), spurious beats (RR < 0.3 s where the target has none), inter-lead correlation "
      "error, classifier two-sample AUROC (0.5 = indistinguishable), rhythm control (SR targets regular, AFIB irregular)"),
     ("clinical", "", "Clinical validity (intervals in ms, lead-law residuals in mV)"),
+    ("privacy", "", "Privacy: distance to the nearest TRAINING record of another patient (signal and spectrum: RMS mV; "
+     "features: Euclidean) vs to the own real target; memorized = nearer a training record than 95% of real targets"),
     ("personalized", "metrics", "Personalised diagnosis: the population classifier fine-tuned per patient on twins of the "
      "patient's first ECG, scored on the patient's later ECGs (column = what it was fine-tuned on; delta vs no "
      "fine-tuning with a 95% patient-level paired bootstrap CI)"),
@@ -203,8 +205,11 @@ def _plot_downstream(report: Mapping[str, Any], path: Path) -> Path | None:
 def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str], pairs: Any = None,
                  signals: Mapping[str, np.ndarray] | None = None, fs: float = 100.0,
                  target_hr: np.ndarray | None = None, measured_hr: Mapping[str, np.ndarray] | None = None,
-                 interval_tables: Mapping[str, Any] | None = None, n_examples: int = 3) -> dict[str, Path]:
+                 interval_tables: Mapping[str, Any] | None = None, n_examples: int = 3,
+                 images: Sequence[str | os.PathLike[str]] = ()) -> dict[str, Path]:
     """Write ``report.json``, the PNGs (when their data is given) and ``report.md`` into ``out_dir``.
+
+    ``images``: PNGs already written into ``out_dir`` by the sections (linked from the Markdown).
 
     Returns ``{name: path}`` of the files written.
     """
@@ -235,6 +240,8 @@ def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str], pai
     downstream_png = _plot_downstream(report, out / PNG_NAMES["downstream"])
     if downstream_png is not None:
         written["downstream"] = downstream_png
+    for image in images:
+        written[Path(image).stem] = Path(image)
     json_path = out / "report.json"
     json_path.write_text(json.dumps(to_jsonable(report), indent=2))
     md_path = out / "report.md"

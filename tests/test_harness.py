@@ -197,7 +197,7 @@ def test_cli_help_is_fast_and_missing_files_are_named(tmp_path: Path) -> None:
     code = ("import sys; from ecgtwin.cli.evaluate import build_parser; build_parser().format_help(); "
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
-    from ecgtwin.cli.evaluate import default_split, detect_source, main
+    from ecgtwin.cli.evaluate import default_split, detect_source, main, present_folds
 
     assert main(["--data-root", str(tmp_path)]) == 2
     assert main(["--classifier", str(tmp_path / "nope.ckpt")]) == 2
@@ -211,5 +211,8 @@ def test_cli_help_is_fast_and_missing_files_are_named(tmp_path: Path) -> None:
     assert detect_source(tmp_path) == "mimic" and detect_source(tmp_path, "mimic") == "mimic"
     with pytest.raises(FileNotFoundError, match="ptbxl_database.csv"):
         detect_source(tmp_path, "ptbxl")
-    assert default_split(Path("data/ptbxl_sample"))["test_folds"] == [8]
-    assert default_split(tmp_path / "elsewhere")["test_folds"] == [10]
+    assert present_folds(Path("data/ptbxl_sample")) == list(range(1, 9))
+    assert default_split(range(1, 9)) == {"train_folds": [1, 2, 3, 4, 5, 6], "val_folds": [7], "test_folds": [8]}
+    assert default_split(range(1, 11))["test_folds"] == [10]  # from the folds held, never from the folder's name
+    assert default_split([9, 10], [9, 10]) == {"train_folds": [], "val_folds": [], "test_folds": [9, 10]}
+    assert default_split(range(1, 11), [9, 10])["val_folds"] == []

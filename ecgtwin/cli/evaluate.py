@@ -8,7 +8,11 @@ writes report.md, report.json and PNGs into --out.
 
 Example (the shared PTB-XL pack, test fold 8):
   ecgtwin evaluate --data-root ../shared/data/ptbxl100 \\
-      --classifier runs/classifier_ptbxl100/best.ckpt --out docs/eval_ptbxl100
+      --classifier ecgtwin/assets/classifier_ptbxl100.ckpt --out docs/eval_ptbxl100
+Any root and folds: the split comes from the folds the data holds and the flags,
+never from the folder's name; the bundle's own normaliser is used, so a root with
+only the test folds works (e.g. --test-folds 9 10); only the privacy and downstream
+sections read the train split.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ecgtwin.paths import BUNDLED_SAMPLE, FULL_PTBXL_SPLIT, SAMPLE_SPLIT, SHARED_PTBXL
+from ecgtwin.paths import BUNDLED_SAMPLE, FULL_PTBXL_SPLIT, SAMPLE_SPLIT
 
 
 def _folds(text: str) -> list[int]:
@@ -34,13 +38,29 @@ def _folds(text: str) -> list[int]:
     return out
 
 
-def default_split(data_root: Path) -> dict[str, list[int]]:
-    """1-6 / 7 / 8 for the bundled sample and the shared folds 1-8 pack, 1-8 / 9 / 10 otherwise (PTB-XL's
-    recommendation; for MIMIC-IV-ECG the folds are ``hash(subject_id) mod 10 + 1``)."""
-    resolved = data_root.expanduser().resolve()
-    if resolved in (BUNDLED_SAMPLE.resolve(), SHARED_PTBXL.resolve()) or resolved.name == "ptbxl100":
-        return SAMPLE_SPLIT
-    return FULL_PTBXL_SPLIT
+def present_folds(data_root: Path, source: str = "ptbxl") -> list[int]:
+    """The folds the data holds: PTB-XL's ``strat_fold`` values; all ten for MIMIC-IV-ECG (hashed subject ids)."""
+    if source == "mimic":
+        return list(range(1, 11))
+    import pandas as pd
+
+    table = pd.read_csv(data_root.expanduser() / SOURCE_FILES["ptbxl"], usecols=["strat_fold"])
+    return sorted(int(f) for f in table["strat_fold"].dropna().unique())
+
+
+def default_split(folds: Sequence[int], test_folds: Sequence[int] | None = None) -> dict[str, list[int]]:
+    """Default split from the folds the data HOLDS (never from the folder's name).
+
+    PTB-XL's recommendation 1-8 / 9 / 10 when the data has fold 9 or 10, else 1-6 / 7 / 8 (data with folds 1-8
+    only, such as the bundled sample and the shared pack). Given ``test_folds`` replace the default test folds
+    and are removed from the default train and validation folds. Defaults keep only folds the data holds.
+    """
+    held = set(int(f) for f in folds)
+    base = FULL_PTBXL_SPLIT if held & {9, 10} else SAMPLE_SPLIT
+    test = list(test_folds) if test_folds else list(base["test_folds"])
+    return {"train_folds": [f for f in base["train_folds"] if f in held and f not in test],
+            "val_folds": [f for f in base["val_folds"] if f in held and f not in test],
+            "test_folds": test}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,10 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                    f"sample {BUNDLED_SAMPLE})")
     p.add_argument("--source", choices=("auto", "ptbxl", "mimic"), default="auto", help="dataset layout (default auto: "
                    "ptbxl_database.csv = PTB-XL, record_list.csv = MIMIC-IV-ECG, whose folds hash subject_id)")
-    p.add_argument("--train-folds", type=_folds, default=None, help="default 1-6 for the sample/shared pack, else 1-8 "
-                   "(fits the HR/age normaliser of the data module)")
-    p.add_argument("--val-folds", type=_folds, default=None, help="default 7 (sample/shared pack), else 9")
-    p.add_argument("--test-folds", type=_folds, default=None, help="default 8 (sample/shared pack), else 10")
+    p.add_argument("--train-folds", type=_folds, nargs="+", default=None, help="default 1-8 when the data holds fold 9 or "
+                   "10, else 1-6; only the privacy and downstream sections read it (the normaliser is the bundle's)")
+    p.add_argument("--val-folds", type=_folds, nargs="+", default=None, help="default 9 when the data holds folds 9/10, "
+                   "else 7 (downstream model selection only)")
+    p.add_argument("--test-folds", type=_folds, nargs="+", default=None, help="e.g. '9 10' or '8'; default 10 when the "
+                   "data holds folds 9/10, else 8. Default train/val folds never overlap them")
     p.add_argument("--classifier", default=None, help="ClassifierModule checkpoint (feature space + AUROC); "
                    "without it: handcrafted features, no AUROC")
     population = p.add_mutually_exclusive_group()
@@ -66,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
     p.add_argument("--guidance-condition", type=float, default=1.0, help="guidance scale on the target condition")
     p.add_argument("--guidance-person", type=float, default=1.0, help="guidance scale on the person (base vector)")
+    p.add_argument("--n-extreme", type=int, default=16, help="pairs asked for the extreme HR targets 45 and 140 bpm "
+                   "(default 16)")
+    p.add_argument("--skip-privacy", action="store_true", help="no privacy section (it reads every train-split record)")
+    p.add_argument("--privacy-max-train", type=int, default=None, help="cap on the training records the privacy section "
+                   "compares with (seeded random subset; default all)")
     p.add_argument("--max-clinical", type=int, default=64, help="records per method for interval delineation (default 64)")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples of the AUROC CIs (default 200)")
     p.add_argument("--personalized", action="store_true", help="add the personalised-diagnosis protocol: fine-tune the "
@@ -111,7 +138,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError("--personalized fine-tunes the population classifier: pass --classifier")
     if not args.personal_lr > 0:
         raise ValueError(f"--personal-lr must be > 0, got {args.personal_lr}")
-    for flag in ("max_pairs", "steps", "max_clinical", "n_boot", "personal_max_patients", "personal_per_condition",
+    for flag in ("max_pairs", "steps", "n_extreme", "privacy_max_train", "max_clinical", "n_boot", "personal_max_patients",
+                 "personal_per_condition",
                  "personal_steps", "downstream_max_pairs", "downstream_epochs"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -139,14 +167,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"ecgtwin evaluate: {err}", file=sys.stderr)
         return 2
-    split = default_split(Path(args.data_root))
-    folds = {key: getattr(args, key) or split[key] for key in ("train_folds", "val_folds", "test_folds")}
+    given = {key: None if getattr(args, key) is None else [f for part in getattr(args, key) for f in part]
+             for key in ("train_folds", "val_folds", "test_folds")}  # nargs="+" of "1-6"-style parts
+    split = default_split(present_folds(Path(args.data_root), args.source), given["test_folds"])
+    folds = {key: given[key] if given[key] is not None else split[key] for key in split}
     datamodule = datamodule_for(model, str(Path(args.data_root).expanduser()), folds, args.source, args.cache_dir,
                                 progress=not args.quiet)
     try:
         report = evaluate(model, datamodule, classifier, args.out, max_pairs=args.max_pairs, sampler=args.sampler,
                           steps=args.steps, guidance_condition=args.guidance_condition,
                           guidance_person=args.guidance_person, seed=args.seed, population_model=population,
+                          n_extreme=args.n_extreme, privacy=not args.skip_privacy,
+                          privacy_max_train=args.privacy_max_train,
                           max_clinical=args.max_clinical, n_boot=args.n_boot, downstream=args.downstream,
                           downstream_max_pairs=args.downstream_max_pairs, downstream_epochs=args.downstream_epochs,
                           personalized=args.personalized, personal_max_patients=args.personal_max_patients,

@@ -37,6 +37,7 @@ from ecgtwin.eval.fidelity import matched_fidelity_section, matched_rows
 from ecgtwin.eval.harness_data import PairArrays, check_compatible, encoding_specs, select_pairs, split_arrays, twin_specs
 from ecgtwin.eval.harness_metrics import (auroc_section, clinical_section, consistency_section, extreme_hr_section,
                                           feature_space, hr_section)
+from ecgtwin.eval.identification import identification_report
 from ecgtwin.eval.metrics import simple_ecg_features, standardize_features
 from ecgtwin.eval.privacy import plot_closest_pairs, privacy_section, spectrum_embedding
 from ecgtwin.eval.realism import realism_section
@@ -189,7 +190,12 @@ def evaluate(
     z = {name: base_vectors_of(model, x, pairs.target_labels, pairs.target_meta)
          for name, x in signals.items() if name != "copy"}
     consistency = consistency_section(z, z_ref, z_tgt, pairs.patient_id, pairs.reference_record, pairs.target_record)
-    notes.append("identification: queries rank the distinct real target records by IBE cosine; copy = the real reference as query.")
+    notes.append("identification: queries rank the distinct real target records by IBE cosine, each without its own "
+                 "source reference record; copy = the real reference as query.")
+    ibe = {"bundle_ibe": identification_report(z_ref, z_tgt, pairs.patient_id, pairs.patient_id, pairs.reference_record,
+                                               pairs.target_record)}
+    notes.append("IBE: the bundle's own extractor; each distinct reference ranks every distinct record of the test pairs "
+                 "(references and targets) by cosine, as `ecgtwin test` does for an IBE checkpoint.")
 
     # controllability
     target_hr = pairs.target_meta["hr"]
@@ -268,7 +274,7 @@ def evaluate(
                    n_clinical=len(keep))
     report = {
         "settings": _settings(model, datamodule, pairs, population_model, options, settings),
-        "fidelity": fidelity, "consistency": consistency, "controllability": controllability, "realism": realism,
+        "fidelity": fidelity, "consistency": consistency, "ibe": ibe, "controllability": controllability, "realism": realism,
         "clinical": clinical,
         **sections, "notes": notes,
     }

@@ -54,13 +54,18 @@ def datamodule_for(model: TwinModel, root: str, folds: dict[str, list[int]], sou
                    cache_dir: str | None = None, progress: bool = True) -> object:
     """A pair :class:`~ecgtwin.data.datamodule.ECGDataModule` with the model's fs, length, labels and filter.
 
-    ``folds``: ``{"train_folds": [...], "val_folds": [...], "test_folds": [...]}``.
+    ``folds``: ``{"train_folds": [...], "val_folds": [...], "test_folds": [...]}`` (any of them may be empty).
+    The data module gets the MODEL's vocabulary and demographics normaliser (those of its bundle), so nothing is
+    fitted on the data: a root that holds the test folds only is enough.
     """
     from ecgtwin.data.datamodule import ECGDataModule
 
-    return ECGDataModule(root=str(root), source=source, cache_dir=cache_dir, fs=model.fs, seconds=model.length / model.fs,
-                         label_set=model.vocabulary.level, label_threshold=model.vocabulary.threshold,
-                         highpass_hz=model.highpass_hz, pairs=True, progress=progress, **folds)
+    datamodule = ECGDataModule(root=str(root), source=source, cache_dir=cache_dir, fs=model.fs,
+                               seconds=model.length / model.fs, label_set=model.vocabulary.level,
+                               label_threshold=model.vocabulary.threshold, highpass_hz=model.highpass_hz, pairs=True,
+                               progress=progress, **folds)
+    datamodule.load_state_dict({"vocabulary": model.vocabulary.to_dict(), "normalizer": model.normalizer.to_dict()})
+    return datamodule
 
 
 def split_dataset(datamodule: object, split: str) -> object:

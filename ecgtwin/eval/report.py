@@ -19,10 +19,12 @@ SECTION_ORDER: dict[str, tuple[str, ...]] = {
 METHOD_TITLES = {"twin": "twin", "copy": "copy-the-reference", "population": "population model", "real": "real",
                  "other_patients": "other patients' targets", "chance": "chance", "none": "no fine-tuning (without twins)",
                  "first_ecg": "first ECG only", "real_matched": "real targets (size-matched)", "real+twin": "real + twins",
-                 "real+population": "real + population twins"}
+                 "real+population": "real + population twins",
+                 "bundle_ibe": "IBE of the bundle"}
 SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("fidelity", "", "Fidelity and diversity at matched n (vs held-out real targets; FD and KID with 95% bootstrap CIs)"),
     ("consistency", "", "Personal consistency (IBE cosine to the reference; identification among real targets)"),
+    ("ibe", "", "IBE identification from the bundle (each reference ranks every record of the test pairs; chance beside)"),
     ("controllability", "auroc", "Controllability: classifier macro-AUROC for the target labels (95% bootstrap CI)"),
     ("controllability", "hr", "Controllability: HR MAE (bpm), target vs measured"),
     ("controllability", "extreme_hr", "Controllability: extreme HR targets (bpm)"),

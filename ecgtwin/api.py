@@ -25,6 +25,7 @@ from ecgtwin.data.conditions import DEFAULT_RHYTHM, DemographicsNormalizer, Labe
 from ecgtwin.diffusion.schedule import VPSchedule
 from ecgtwin.paths import ASSETS_DIR
 from ecgtwin.pipeline import SamplingOptions, resolve_sampling, sample_twins
+from ecgtwin.runtime import check_threads, default_threads, torch_threads
 
 DEFAULT_BUNDLE = ASSETS_DIR / "ecgtwin_ptbxl100.pt"
 """The bundled model (IBE + generator trained on the shared PTB-XL folds 1-6, see docs/MODEL_CARD.md)."""
@@ -79,7 +80,7 @@ class TwinModel:
     def __init__(self, net: torch.nn.Module, ibe: torch.nn.Module | None, schedule: VPSchedule, signal_scale: float,
                  vocabulary: LabelVocabulary, normalizer: DemographicsNormalizer, preprocess: dict,
                  checkpoint_path: Path | None = None, checkpoint_hash: str = "unknown",
-                 provenance: dict | None = None, hparams: dict | None = None) -> None:
+                 provenance: dict | None = None, hparams: dict | None = None, threads: int | None = None) -> None:
         self.net = net.eval()
         self.ibe = None if ibe is None else ibe.eval()
         self.schedule = schedule
@@ -94,11 +95,17 @@ class TwinModel:
         self.checkpoint_hash = checkpoint_hash
         self.provenance = provenance or {}
         self.person_dropped = False
+        self.threads = default_threads() if threads is None else check_threads(threads)
+        """CPU threads torch uses while this model generates (:func:`ecgtwin.runtime.default_threads` unless given)."""
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "cpu") -> TwinModel:
-        """Load a bundle (``.pt``) or a generator checkpoint (``.ckpt``); ``None`` = the bundled model."""
+    def load(cls, path: str | Path | None = None, device: str = "cpu", threads: int | None = None) -> TwinModel:
+        """Load a bundle (``.pt``) or a generator checkpoint (``.ckpt``); ``None`` = the bundled model.
+
+        ``threads``: CPU threads while generating; None = :func:`ecgtwin.runtime.default_threads`
+        (``OMP_NUM_THREADS`` if set, else the idle CPUs), so generation stays fast beside other CPU jobs.
+        """
         from ecgtwin.bundle import build_networks, load_bundle
         from ecgtwin.io.wfdb_io import file_sha256
 
@@ -119,7 +126,7 @@ class TwinModel:
         nets = build_networks(bundle, device)
         normalizer = DemographicsNormalizer.from_dict(bundle["normalizer"])
         return cls(nets.net, nets.ibe, nets.schedule, nets.signal_scale, vocabulary, normalizer, bundle["preprocess"],
-                   path, file_sha256(path)[:12], bundle.get("provenance"), nets.hparams)
+                   path, file_sha256(path)[:12], bundle.get("provenance"), nets.hparams, threads)
 
     @property
     def device(self) -> torch.device:
@@ -237,8 +244,9 @@ class TwinModel:
         """IBE base vectors (N, base_dim) of the specs' references (their own condition removed)."""
         if not self.personalised:
             raise ValueError("this is a population model: it has no Individual Base Extractor")
-        batch, unknown = self._reference_batch(specs)
-        return self._base_vectors(batch, unknown).cpu().numpy()
+        with torch_threads(self.threads):
+            batch, unknown = self._reference_batch(specs)
+            return self._base_vectors(batch, unknown).cpu().numpy()
 
     @torch.no_grad()
     def generate(self, specs: Sequence[TwinSpec], sampler: str | None = None, steps: int | None = None,
@@ -250,11 +258,16 @@ class TwinModel:
         (:func:`~ecgtwin.pipeline.resolve_sampling`).
         """
         options = resolve_sampling(sampler, steps, guidance_condition, guidance_person, options)
-        sampler, steps = options.sampler, options.num_steps
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         for spec in specs:
             self.validate(spec)
+        with torch_threads(self.threads):
+            return self._generate(specs, options, batch_size, progress)
+
+    def _generate(self, specs: Sequence[TwinSpec], options: SamplingOptions, batch_size: int,
+                  progress: bool) -> np.ndarray:
+        sampler, steps = options.sampler, options.num_steps
         out = np.empty((len(specs), N_LEADS, self.length), dtype=np.float32)
         bar = tqdm(total=len(specs), desc=f"twins ({sampler}, {steps} steps)", unit="twin", disable=not progress)
         for start in range(0, len(specs), batch_size):

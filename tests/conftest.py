@@ -1,6 +1,7 @@
 """Shared pytest fixtures: one torch thread, the bundled PTB-XL sample, the shared pack, a prepared sample DataModule."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ROOT = REPO / "data" / "ptbxl_sample"
 SHARED_ROOT = REPO.parent / "shared" / "data" / "ptbxl100"
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # ecgtwin.runtime.default_threads() and subprocesses: one thread
 
 
 @pytest.fixture(autouse=True)

@@ -105,7 +105,7 @@ class RunSummary:
     interrupted: bool = False
     written_names: list[str] = field(default_factory=list)
 
-    def report(self, sampling: RunSampling, checkpoint_hash: str) -> str:
+    def report(self, sampling: RunSampling, checkpoint_hash: str, threads: int | None = None) -> str:
         """The short summary printed at the end of a run."""
         per_twin = f"{self.seconds / self.written:.2f} s per twin" if self.written else "nothing generated"
         lines = [
@@ -113,7 +113,8 @@ class RunSummary:
             + (f", {self.plotted} plot(s)" if self.plotted else ""),
             f"  records:  {self.out_dir.resolve()}",
             f"  manifest: {self.manifest_path.resolve()}",
-            f"  {per_twin} (sampler {sampling.sampler}, {sampling.steps} steps, checkpoint {checkpoint_hash})",
+            f"  {per_twin} (sampler {sampling.sampler}, {sampling.steps} steps, checkpoint {checkpoint_hash}"
+            + (f", {threads} CPU thread(s))" if threads else ")"),
         ]
         return "\n".join(lines)
 

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="sampler steps (default: as generate-ecg)")
     p.add_argument("--checkpoint", default=None, help="model bundle (default: the bundled model)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads (default: as generate-ecg)")
     return p
 
 
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--seed", str(args.seed), "--out", str(out), "--plot"]
         gen_args += ["--sampler", args.sampler] if args.sampler else []
         gen_args += ["--steps", str(args.steps)] if args.steps else []
+        gen_args += ["--threads", str(args.threads)] if args.threads else []
         if args.checkpoint:
             gen_args += ["--checkpoint", args.checkpoint]
         rc = generate_main(gen_args)

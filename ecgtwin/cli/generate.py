@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--checkpoint", metavar="CKPT", help="model bundle (default: the bundled model)")
     gen.add_argument("--batch-size", type=int, default=16, metavar="B", help="twins per model call (default 16)")
     gen.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    gen.add_argument("--threads", type=int, metavar="N",
+                     help="CPU threads (default: OMP_NUM_THREADS if set, else the idle CPUs, at most 8)")
 
     out = p.add_argument_group("output")
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (created; reruns resume)")
@@ -175,6 +177,12 @@ def _requests(args: argparse.Namespace) -> list[Any]:
 
 
 def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> int:
+    from ecgtwin.runtime import prepare_process
+
+    try:
+        threads = prepare_process(args.threads)  # before torch is imported
+    except ValueError as exc:
+        raise UsageError(f"--threads: {exc}") from None
     check_args(args)
     from ecgtwin.cli import _generate_batch as batch
     from ecgtwin.io.manifest import OutputManifest
@@ -205,7 +213,7 @@ def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> 
         print(f"generate-ecg: stopped by an error; finished twins are kept in {manifest.out_dir}, "
               "rerun the same command to resume", file=sys.stderr)
         raise
-    print(summary.report(sampling, model.checkpoint_hash))
+    print(summary.report(sampling, model.checkpoint_hash, threads))
     if summary.interrupted:
         left = len(plan.pending) - summary.written
         print(f"generate-ecg: interrupted, {left} twin(s) not generated; rerun the same command to resume",

@@ -42,10 +42,27 @@ PTBXL_AGE_UNKNOWN: int = 300
 """PTB-XL stores ages above 89 as 300 (privacy rule); treated as unknown age."""
 
 
+LEAD_ALIASES: dict[str, str] = {
+    "di": "I", "dii": "II", "diii": "III",  # Roman numerals with D (Einthoven's "Derivation"), common in Europe
+    "d1": "I", "d2": "II", "d3": "III",
+}
+"""Other spellings of the standard leads (keys as :func:`canonical_lead` normalises them), besides any case of
+the :data:`LEADS` names (``AVR``, ``avr``), surrounding spaces (``"V1 "``) and a ``lead``/``lead_`` prefix
+(``"Lead II"``). The one list of accepted lead names: readers map every channel through :func:`canonical_lead`."""
+_LEAD_KEYS: dict[str, str] = {**{lead.lower(): lead for lead in LEADS}, **LEAD_ALIASES}
+
+
+def canonical_lead(name: str) -> str | None:
+    """The :data:`LEADS` spelling of a channel name (``"DII"`` -> ``"II"``, ``"AVR"`` -> ``"aVR"``), or None."""
+    key = "".join(str(name).replace("_", " ").split()).lower()
+    if key.startswith("lead") and len(key) > 4:
+        key = key[4:]
+    return _LEAD_KEYS.get(key)
+
+
 def lead_index(name: str) -> int:
-    """Index of a lead by name, case-insensitive (``"avr"`` -> 3)."""
-    lowered = {lead.lower(): i for i, lead in enumerate(LEADS)}
-    key = name.strip().lower()
-    if key not in lowered:
-        raise KeyError(f"unknown lead name {name!r}; expected one of {', '.join(LEADS)}")
-    return lowered[key]
+    """Index of a lead by name, any accepted spelling (``"avr"`` -> 3, ``"DII"`` -> 1)."""
+    lead = canonical_lead(name)
+    if lead is None:
+        raise KeyError(f"unknown lead name {name!r}; expected one of {', '.join(LEADS)} (or an alias: DI, DII, ...)")
+    return LEADS.index(lead)

@@ -268,3 +268,46 @@ def test_file_sha256(tmp_path: Path) -> None:
     path.write_bytes(b"abc")
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # FIPS 180-2 test vector
     assert file_sha256(path, chunk_bytes=1) == file_sha256(path)
+
+
+# ---------------------------------------------------------------- lead-name aliases (issue 12)
+
+
+@pytest.mark.parametrize("names", [
+    ["DI", "DII", "DIII", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"],
+    ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"],
+    ["Lead I", "Lead_II", "lead III", "aVR", "aVL", "aVF", "V1 ", " V2", "V3", "V4", "V5", "V6"],
+    ["D1", "D2", "D3", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"],
+])
+def test_common_lead_name_aliases_are_read_as_the_standard_leads(tmp_path: Path, names: list[str]) -> None:
+    from ecgtwin.constants import LEADS, canonical_lead
+
+    signal = _alias_record(tmp_path, names)
+    ref = read_reference(tmp_path / "alias")
+    np.testing.assert_allclose(ref.signal, signal, atol=2e-3)
+    assert [canonical_lead(n) for n in names] == list(LEADS)
+
+
+def test_unknown_and_inverted_lead_names_are_not_guessed(tmp_path: Path) -> None:
+    from ecgtwin.constants import canonical_lead, lead_index
+
+    assert canonical_lead("-aVR") is None and canonical_lead("MLII") is None and canonical_lead("X") is None
+    assert lead_index("DII") == 1 and lead_index("avr") == 3
+    with pytest.raises(KeyError, match="unknown lead name"):
+        lead_index("-aVR")
+    _alias_record(tmp_path, ["DI", "II", "DII", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"])
+    with pytest.raises(ECGInputError, match=r"lead II appears 2 times \(\['II', 'DII'\]\)"):
+        read_reference(tmp_path / "alias")
+
+
+def _alias_record(folder: Path, names: list[str]) -> np.ndarray:
+    """A 12-channel 100 Hz, 10 s record with channel ``names``; returns its (12, 1000) mV signal."""
+    t = np.arange(1000) / 100
+    signal = np.stack([(k + 1) * 0.1 * np.sin(2 * np.pi * 1.2 * t + k) for k in range(12)])
+    wfdb.wrsamp("alias", fs=100, units=["mV"] * 12, sig_name=[f"ch{k}" for k in range(12)], p_signal=signal.T,
+                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+    hea = folder / "alias.hea"
+    lines = hea.read_text().splitlines()  # WFDB lets a description hold spaces; wfdb.wrsamp does not write them
+    hea.write_text("\n".join([lines[0]] + [line.rsplit(" ", 1)[0] + " " + name
+                                            for line, name in zip(lines[1:13], names)] + lines[13:]) + "\n")
+    return signal

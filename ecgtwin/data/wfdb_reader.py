@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgtwin.constants import LEADS, N_LEADS, UNITS
+from ecgtwin.constants import LEADS, N_LEADS, UNITS, canonical_lead
 from ecgtwin.data.errors import ECGDataError, ECGFileError
 
 FLAT_LINE_MV: float = 0.01
@@ -34,7 +34,6 @@ UNIT_TO_MV: dict[str, float] = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,
 """Scale from a header's units (lower case) to mV; an absent unit is WFDB's default, mV."""
 
 _BYTES_PER_SAMPLE: dict[str, float] = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
-_LEAD_KEYS: frozenset[str] = frozenset(lead.lower() for lead in LEADS)
 
 
 @dataclass(frozen=True)
@@ -73,20 +72,21 @@ def header_path(path: str | os.PathLike[str]) -> Path:
 def lead_columns(
     names: Sequence[str], where: str | os.PathLike[str], error: type[ECGFileError] = ECGDataError, *, only_standard: bool = True
 ) -> tuple[int, ...]:
-    """File column of each lead of ``LEADS``, matching names case-insensitively (``AVR`` is aVR).
+    """File column of each lead of ``LEADS``, names mapped by :func:`~ecgtwin.constants.canonical_lead`
+    (any case, ``DII`` is II, ``AVR`` is aVR, ``"V1 "`` is V1).
 
     With ``only_standard`` the file must hold exactly the 12 standard leads; otherwise
     extra channels (e.g. Frank leads X, Y, Z) are ignored. Missing or repeated leads raise.
     """
-    lowered = [name.strip().lower() for name in names]
+    keys = [canonical_lead(name) for name in names]
     if only_standard and len(names) != N_LEADS:
         raise error(where, f"expected {N_LEADS} leads, found {len(names)} ({', '.join(names)})")
-    unknown = [name for name, key in zip(names, lowered) if key not in _LEAD_KEYS]
+    unknown = [name for name, key in zip(names, keys) if key is None]
     if only_standard and unknown:
         raise error(where, f"unknown lead names {unknown}; expected {', '.join(LEADS)} (any order, any case)")
     columns: list[int] = []
     for lead in LEADS:
-        hits = [i for i, key in enumerate(lowered) if key == lead.lower()]
+        hits = [i for i, key in enumerate(keys) if key == lead]
         if len(hits) > 1:
             raise error(where, f"lead {lead} appears {len(hits)} times ({[names[i] for i in hits]})")
         columns.append(hits[0] if hits else -1)

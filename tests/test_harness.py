@@ -131,6 +131,37 @@ def test_copy_baseline_has_ibe_cosine_exactly_one(run, models, sample_datamodule
     assert section["twin"]["cosine_mean"] == pytest.approx(1.0, abs=1e-6) == section["copy"]["cosine_mean"]
 
 
+def test_sections_reach_the_report_as_they_finish_and_a_rerun_skips_them(models, sample_datamodule, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import ecgtwin.eval.harness as harness
+
+    kwargs = dict(max_pairs=4, steps=2, n_extreme=1, max_clinical=2, n_boot=5, privacy_max_train=20, progress=False)
+
+    def killed(*args, **kw):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt("killed during the realism section")
+
+    monkeypatch.setattr(harness, "realism_section", killed)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(models[0], sample_datamodule, None, tmp_path, **kwargs)
+    md = (tmp_path / "report.md").read_text()  # the finished sections are already in the report
+    assert "Fidelity" in md and "Personal consistency" in md and "HR MAE" in md and "Realism" not in md
+    assert sorted(p.stem for p in (tmp_path / "sections").glob("*.json")) == ["consistency", "controllability", "fidelity"]
+    with np.load(tmp_path / "twins.npz") as saved:
+        twins, real = saved["twin"], saved["real"]
+        assert twins.shape == real.shape == (4, 12, 1000) and {"copy", "patient_id", "target_labels"} <= set(saved.files)
+    monkeypatch.undo()
+
+    def no_generation(*args, **kw):  # type: ignore[no-untyped-def]
+        raise AssertionError("the twins were saved: nothing is generated again")
+
+    monkeypatch.setattr(TwinModel, "generate", no_generation)
+    report = evaluate(models[0], sample_datamodule, None, tmp_path, **{**kwargs, "n_extreme": 1})
+    assert "reused from an earlier run of the same command: twins, fidelity, consistency, controllability" in " ".join(report["notes"])
+    assert "realism" in report and "privacy" in report and "Realism" in (tmp_path / "report.md").read_text()
+    with np.load(tmp_path / "twins.npz") as saved:
+        np.testing.assert_array_equal(saved["twin"], twins)
+
+
 def test_identification_known_answer() -> None:
     rng = np.random.default_rng(0)
     z_target = rng.normal(size=(8, 16))  # 8 patients, well separated directions

@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs/eval", help="report folder (default: outputs/eval)")
+    p.add_argument("--fresh", action="store_true", help="recompute everything (default: reuse the twins.npz and the "
+                   "finished sections an earlier run of the same command left in --out)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -183,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           downstream_max_pairs=args.downstream_max_pairs, downstream_epochs=args.downstream_epochs,
                           personalized=args.personalized, personal_max_patients=args.personal_max_patients,
                           personal_per_condition=args.personal_per_condition, personal_steps=args.personal_steps,
-                          personal_lr=args.personal_lr, progress=not args.quiet,
+                          personal_lr=args.personal_lr, progress=not args.quiet, resume=not args.fresh,
                           settings={"classifier": args.classifier or "none (handcrafted features)"})
     except ValueError as err:
         print(f"ecgtwin evaluate: {err}", file=sys.stderr)
@@ -191,5 +193,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out).resolve()
     print((out / "report.md").read_text())
     print(f"ecgtwin evaluate: {report['settings']['n_pairs']} pairs; report in {out / 'report.md'} "
-          f"(JSON: {out / 'report.json'}, figures: {out}/*.png)")
+          f"(JSON: {out / 'report.json'}, figures: {out}/*.png, twins and compared arms: {out / 'twins.npz'})")
     return 0

@@ -20,7 +20,10 @@ model (optional) | real.
 * clinical validity: PR/QRS/QT distributions, Einthoven/Goldberger residuals.
 
 :func:`evaluate` returns a JSON-ready dict and writes ``report.json``,
-``report.md`` and PNGs (:mod:`ecgtwin.eval.report`).
+``report.md`` and PNGs (:mod:`ecgtwin.eval.report`). Each section reaches the report
+as soon as it finishes; the twins and the arms they were compared with are saved
+as ``twins.npz``, and rerunning the same command skips finished sections
+(:mod:`ecgtwin.eval.harness_store`).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ecgtwin.api import TwinModel
 from ecgtwin.eval.classifier_fit import predict_logits
@@ -37,6 +41,7 @@ from ecgtwin.eval.fidelity import matched_fidelity_section, matched_rows
 from ecgtwin.eval.harness_data import PairArrays, check_compatible, encoding_specs, select_pairs, split_arrays, twin_specs
 from ecgtwin.eval.harness_metrics import (auroc_section, clinical_section, consistency_section, extreme_hr_section,
                                           feature_space, hr_section)
+from ecgtwin.eval.harness_store import SectionStore, run_key
 from ecgtwin.eval.identification import identification_report
 from ecgtwin.eval.metrics import simple_ecg_features, standardize_features
 from ecgtwin.eval.privacy import plot_closest_pairs, privacy_section, spectrum_embedding
@@ -132,6 +137,7 @@ def evaluate(
     personal_lr: float = 1e-4,
     settings: dict[str, Any] | None = None,
     progress: bool = True,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on the test pairs of ``datamodule``; write the report to ``out_dir``; return it.
 
@@ -153,6 +159,8 @@ def evaluate(
         personalized, personal_*: add the personalised-diagnosis protocol (:mod:`ecgtwin.eval.personalized`;
             needs ``classifier``): patients, twins per condition, fine-tuning steps and learning rate.
         settings: extra entries for the report's settings (e.g. the classifier checkpoint path).
+        resume: reuse the twins (``twins.npz``) and finished sections (``sections/``) an earlier run of the same
+            settings left in ``out_dir`` (:mod:`ecgtwin.eval.harness_store`); ``False`` recomputes everything.
     Returns:
         ``{"settings", "fidelity", "consistency", "controllability", "clinical", ["personalized"], ["downstream"], "notes"}`` with
         ``{method: {metric: value}}`` sections, JSON-ready (NaN -> None).
@@ -169,117 +177,166 @@ def evaluate(
         check_compatible(population_model, datamodule, pairs)
     gen = dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition, guidance_person=guidance_person,
                batch_size=batch_size, progress=progress)
-    specs = twin_specs(model, pairs, seed)
-    signals: dict[str, np.ndarray] = {"twin": model.generate(specs, **gen), "copy": pairs.reference}  # each (P, 12, L)
-    if population_model is not None:
-        signals["population"] = population_model.generate(specs, **gen)
-    notes = ["copy = the reference ECG returned unchanged (no generation); real = real targets or real-vs-real."]
-
-    # fidelity / diversity vs the real targets
-    space, feats, real_feats = feature_space(signals, pairs.target, classifier, model.fs)
-    fidelity = matched_fidelity_section(feats, real_feats, pairs.patient_id, k=3, n_boot=n_boot, seed=seed)
-    n_fidelity = int(next(iter(fidelity.values()))["n"])
-    notes.append(f"fidelity in the {space} space at matched n = {n_fidelity} per arm: the real targets are cut into two "
-                 "patient-disjoint halves A and B; every arm (real = the real targets of A) contributes its n rows of A "
-                 "and is compared with the same n real targets of B; FD and KID with 95% bootstrap CIs, k-NN "
-                 "precision/recall at k = 3.")
-
-    # personal consistency (IBE of the personalised model encodes every method)
-    z_ref = base_vectors_of(model, pairs.reference, pairs.reference_labels, pairs.reference_meta)
-    z_tgt = base_vectors_of(model, pairs.target, pairs.target_labels, pairs.target_meta)
-    z = {name: base_vectors_of(model, x, pairs.target_labels, pairs.target_meta)
-         for name, x in signals.items() if name != "copy"}
-    consistency = consistency_section(z, z_ref, z_tgt, pairs.patient_id, pairs.reference_record, pairs.target_record)
-    notes.append("identification: queries rank the distinct real target records by IBE cosine, each without its own "
-                 "source reference record; copy = the real reference as query.")
-    ibe = {"bundle_ibe": identification_report(z_ref, z_tgt, pairs.patient_id, pairs.patient_id, pairs.reference_record,
-                                               pairs.target_record)}
-    notes.append("IBE: the bundle's own extractor; each distinct reference ranks every distinct record of the test pairs "
-                 "(references and targets) by cosine, as `ecgtwin test` does for an IBE checkpoint.")
-
-    # controllability
-    target_hr = pairs.target_meta["hr"]
-    measured = {name: heart_rates(x, model.fs) for name, x in signals.items()}
-    measured["real"] = heart_rates(pairs.target, model.fs)
-    controllability: dict[str, Any] = {"hr": hr_section(target_hr, measured)}
-    notes.append("HR MAE of real targets is the measurement floor: the targets' HR comes from the same R-peak "
-                 "detector (cache metadata) unless the source provides one.")
-    if classifier is not None:
-        logits = {name: predict_logits(classifier, x) for name, x in {**signals, "real": pairs.target}.items()}
-        controllability["auroc"] = auroc_section(logits, pairs.target_labels, n_boot=n_boot, seed=seed)
-    else:
-        notes.append("no classifier: controllability AUROC skipped.")
     rows = np.arange(min(n_extreme, len(pairs)))
-    extreme_measured: dict[str, dict[float, np.ndarray]] = {}
-    for name, m in generators.items():
-        ext_specs = [s for hr in extreme_hr for s in twin_specs(m, pairs, seed, hr_override=hr, rows=rows)]
-        ext = m.generate(ext_specs, **gen) if len(ext_specs) else np.zeros((0, 12, model.length), np.float32)  # (E * n, 12, L)
-        hrs = heart_rates(ext, model.fs) if len(ext) else np.zeros(0)
-        extreme_measured[name] = {float(hr): hrs[i * len(rows):(i + 1) * len(rows)] for i, hr in enumerate(extreme_hr)}
-    controllability["extreme_hr"] = extreme_hr_section(extreme_measured)
-
-    # realism: noise, rhythm, amplitude, extra beats, lead coherence, a two-sample classifier test
-    realism = realism_section(signals, pairs.target, model.fs, pairs.target_labels, list(model.vocabulary.names),
-                              pairs.patient_id, *two_sample_features(signals, pairs.target, model.fs, feats, real_feats,
-                                                                     classifier is not None),
-                              real_rows=matched_rows(pairs.patient_id, seed), n_boot=n_boot, seed=seed)
-    notes.append("realism: every method against all real targets; real = one patient-disjoint half of the targets "
-                 "against the other for amplitude, noise, correlation and the two-sample test (c2st: cross-validated "
-                 "AUROC of a logistic regression telling the records from real targets, 0.5 = indistinguishable).")
-
-    # clinical validity (delineation is slow: a seeded subsample)
     keep = _subsample(len(pairs), max_clinical, seed)
-    clinical, tables = clinical_section({**{k: v[keep] for k, v in signals.items()}, "real": pairs.target[keep]}, model.fs)
+    options = dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition, guidance_person=guidance_person,
+                   seed=seed, n_boot=n_boot, extreme_hr=list(extreme_hr), n_extreme=len(rows), n_clinical=len(keep))
+    report: dict[str, Any] = {"settings": _settings(model, datamodule, pairs, population_model, options, settings)}
+    store = SectionStore(out_dir, run_key({**report["settings"], "pairs": pairs.target_record, "resume": 1}), resume)
+    notes = ["copy = the reference ECG returned unchanged (no generation); real = real targets or real-vs-real."]
+    reused: list[str] = []
 
-    sections: dict[str, Any] = {}
-    images: list[Path] = []
-    if privacy:
-        train, train_labels, train_patient = split_arrays(datamodule, "train", privacy_max_train, seed)
-        if len(train):
-            section, nearest = privacy_section(privacy_spaces(signals, pairs.target, train, model.fs, classifier),
-                                               pairs.target_labels, pairs.patient_id, train_labels, train_patient)
-            sections["privacy"] = section
-            Path(out_dir).mkdir(parents=True, exist_ok=True)
-            images.append(plot_closest_pairs(signals["twin"], train, nearest["signal_twin_distance"],
-                                             nearest["signal_twin_index"], model.fs, Path(out_dir) / "privacy_closest.png"))
-            notes.append(f"privacy: distances to the nearest of {len(train)} training records of other patients in "
-                         "aligned signals (RMS mV), magnitude spectra (shift-blind, RMS) and standardized features; "
-                         "memorized = nearer a training record than 95% of the real targets are (threshold in the real "
-                         "column); same_class: within the training records with the target's labels.")
+    # the twins (and the arms they are compared with), kept beside the report
+    stored = store.load_twins()
+    if stored is not None:
+        signals = {name: stored[name] for name in ("twin", "population") if name in stored}
+        reused.append("twins")
+    else:
+        specs = twin_specs(model, pairs, seed)
+        signals = {name: m.generate(specs, **gen) for name, m in generators.items()}  # each (P, 12, L)
+        store.save_twins({**signals, "copy": pairs.reference, "real": pairs.target, "patient_id": pairs.patient_id,
+                          "reference_record": pairs.reference_record, "target_record": pairs.target_record,
+                          "target_labels": pairs.target_labels, "label_names": np.array(model.vocabulary.names),
+                          "target_hr": pairs.target_meta["hr"]})
+    signals = {"twin": signals["twin"], "copy": pairs.reference, **{k: v for k, v in signals.items() if k == "population"}}
+    cache: dict[str, Any] = {}
+
+    def features() -> tuple[str, dict[str, np.ndarray], np.ndarray]:
+        if "features" not in cache:
+            cache["features"] = feature_space(signals, pairs.target, classifier, model.fs)
+        return cache["features"]
+
+    def run(name: str, compute: Any, stage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload, was_stored = store.stage(name, compute, stage_options)
+        if was_stored:
+            reused.append(name)
+        report.update(payload["sections"])
+        notes.extend(payload.get("notes", []))
+        write_report(to_jsonable({**report, "notes": notes}), out_dir)  # each section in the report as it finishes
+        return payload
+
+    def fidelity_stage() -> dict[str, Any]:
+        space, feats, real_feats = features()
+        fidelity = matched_fidelity_section(feats, real_feats, pairs.patient_id, k=3, n_boot=n_boot, seed=seed)
+        n = int(next(iter(fidelity.values()))["n"])
+        return {"sections": {"fidelity": fidelity}, "extra": {"feature_space": space, "n_fidelity": n},
+                "notes": [f"fidelity in the {space} space at matched n = {n} per arm: the real targets are cut into two "
+                          "patient-disjoint halves A and B; every arm (real = the real targets of A) contributes its n "
+                          "rows of A and is compared with the same n real targets of B; FD and KID with 95% bootstrap "
+                          "CIs, k-NN precision/recall at k = 3."]}
+
+    def consistency_stage() -> dict[str, Any]:
+        z_ref = base_vectors_of(model, pairs.reference, pairs.reference_labels, pairs.reference_meta)
+        z_tgt = base_vectors_of(model, pairs.target, pairs.target_labels, pairs.target_meta)
+        z = {name: base_vectors_of(model, x, pairs.target_labels, pairs.target_meta)
+             for name, x in signals.items() if name != "copy"}
+        ibe = identification_report(z_ref, z_tgt, pairs.patient_id, pairs.patient_id, pairs.reference_record,
+                                    pairs.target_record)
+        return {"sections": {"consistency": consistency_section(z, z_ref, z_tgt, pairs.patient_id, pairs.reference_record,
+                                                                pairs.target_record),
+                             "ibe": {"bundle_ibe": ibe}},
+                "notes": ["identification: queries rank the distinct real target records by IBE cosine, each without its "
+                          "own source reference record; copy = the real reference as query.",
+                          "IBE: the bundle's own extractor; each distinct reference ranks every distinct record of the "
+                          "test pairs (references and targets) by cosine, as `ecgtwin test` does for an IBE checkpoint."]}
+
+    def controllability_stage() -> dict[str, Any]:
+        measured = {name: heart_rates(x, model.fs) for name, x in signals.items()}
+        measured["real"] = heart_rates(pairs.target, model.fs)
+        section: dict[str, Any] = {"hr": hr_section(pairs.target_meta["hr"], measured)}
+        stage_notes = ["HR MAE of real targets is the measurement floor: the targets' HR comes from the same R-peak "
+                       "detector (cache metadata) unless the source provides one."]
+        if classifier is not None:
+            logits = {name: predict_logits(classifier, x) for name, x in {**signals, "real": pairs.target}.items()}
+            section["auroc"] = auroc_section(logits, pairs.target_labels, n_boot=n_boot, seed=seed)
         else:
-            notes.append("privacy: skipped, the train split holds no records.")
-    if personalized:
+            stage_notes.append("no classifier: controllability AUROC skipped.")
+        extreme: dict[str, dict[float, np.ndarray]] = {}
+        for name, m in generators.items():
+            ext_specs = [s for hr in extreme_hr for s in twin_specs(m, pairs, seed, hr_override=hr, rows=rows)]
+            ext = m.generate(ext_specs, **gen) if ext_specs else np.zeros((0, 12, model.length), np.float32)  # (E * n, 12, L)
+            hrs = heart_rates(ext, model.fs) if len(ext) else np.zeros(0)
+            extreme[name] = {float(hr): hrs[i * len(rows):(i + 1) * len(rows)] for i, hr in enumerate(extreme_hr)}
+        section["extreme_hr"] = extreme_hr_section(extreme)
+        return {"sections": {"controllability": section}, "notes": stage_notes, "extra": {"measured_hr": measured}}
+
+    def realism_stage() -> dict[str, Any]:
+        _, feats, real_feats = features()
+        section = realism_section(signals, pairs.target, model.fs, pairs.target_labels, list(model.vocabulary.names),
+                                  pairs.patient_id, *two_sample_features(signals, pairs.target, model.fs, feats,
+                                                                         real_feats, classifier is not None),
+                                  real_rows=matched_rows(pairs.patient_id, seed), n_boot=n_boot, seed=seed)
+        return {"sections": {"realism": section},
+                "notes": ["realism: every method against all real targets; real = one patient-disjoint half of the "
+                          "targets against the other for amplitude, noise, correlation and the two-sample test (c2st: "
+                          "cross-validated AUROC of a logistic regression telling the records from real targets, "
+                          "0.5 = indistinguishable)."]}
+
+    def clinical_stage() -> dict[str, Any]:  # delineation is slow: a seeded subsample
+        section, tables = clinical_section({**{k: v[keep] for k, v in signals.items()}, "real": pairs.target[keep]},
+                                           model.fs)
+        return {"sections": {"clinical": section},
+                "extra": {"tables": {k: {c: t[c].to_numpy() for c in t.columns} for k, t in tables.items()}}}
+
+    def privacy_stage() -> dict[str, Any]:
+        train, train_labels, train_patient = split_arrays(datamodule, "train", privacy_max_train, seed)
+        if not len(train):
+            return {"sections": {}, "notes": ["privacy: skipped, the train split holds no records."]}
+        section, nearest = privacy_section(privacy_spaces(signals, pairs.target, train, model.fs, classifier),
+                                           pairs.target_labels, pairs.patient_id, train_labels, train_patient)
+        png = plot_closest_pairs(signals["twin"], train, nearest["signal_twin_distance"], nearest["signal_twin_index"],
+                                 model.fs, Path(out_dir) / "privacy_closest.png")
+        return {"sections": {"privacy": section}, "images": [png.name],
+                "notes": [f"privacy: distances to the nearest of {len(train)} training records of other patients in "
+                          "aligned signals (RMS mV), magnitude spectra (shift-blind, RMS) and standardized features; "
+                          "memorized = nearer a training record than 95% of the real targets are (threshold in the "
+                          "real column); same_class: within the training records with the target's labels."]}
+
+    def personalized_stage() -> dict[str, Any]:
         from ecgtwin.eval.personalized import personalized_section, select_patients
 
         series = select_patients(datamodule, personal_max_patients, seed)
-        sections["personalized"] = personalized_section(
-            generators, classifier, series, per_condition=personal_per_condition, steps=personal_steps, lr=personal_lr,
-            n_boot=n_boot, seed=seed, generate_kwargs=gen, progress=progress)
-        notes.append("personalised: " + sections["personalized"].pop("note"))
-    if downstream:
+        section = personalized_section(generators, classifier, series, per_condition=personal_per_condition,
+                                       steps=personal_steps, lr=personal_lr, n_boot=n_boot, seed=seed,
+                                       generate_kwargs=gen, progress=progress)
+        return {"sections": {"personalized": section}, "notes": ["personalised: " + section.pop("note")]}
+
+    def downstream_stage() -> dict[str, Any]:
         from ecgtwin.eval.downstream import downstream_section, split_records
 
-        architecture = getattr(classifier, "config", None)
-        sections["downstream"] = downstream_section(
+        section = downstream_section(
             generators, select_pairs(datamodule, downstream_max_pairs, seed, split="train"),
             split_records(datamodule, "train"), split_records(datamodule, "val"), split_records(datamodule, "test"),
-            test_twins={k: v for k, v in signals.items() if k != "copy"}, test_pairs=pairs, architecture=architecture,
-            epochs=downstream_epochs, n_boot=n_boot, seed=seed, generate_kwargs=gen, progress=progress)
-        notes.append("downstream: every arm is the same classifier trained from scratch for the same epochs, selected on "
-                     "the real validation folds and scored on every real test-fold record; TRTS = the `real` arm on the "
-                     "test pairs' twins vs their real targets.")
+            test_twins={k: v for k, v in signals.items() if k != "copy"}, test_pairs=pairs,
+            architecture=getattr(classifier, "config", None), epochs=downstream_epochs, n_boot=n_boot, seed=seed,
+            generate_kwargs=gen, progress=progress)
+        return {"sections": {"downstream": section},
+                "notes": ["downstream: every arm is the same classifier trained from scratch for the same epochs, "
+                          "selected on the real validation folds and scored on every real test-fold record; TRTS = the "
+                          "`real` arm on the test pairs' twins vs their real targets."]}
 
-    options = dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition, guidance_person=guidance_person,
-                   seed=seed, feature_space=space, n_fidelity=n_fidelity, n_boot=n_boot, extreme_hr=list(extreme_hr), n_extreme=len(rows),
-                   n_clinical=len(keep))
-    report = {
-        "settings": _settings(model, datamodule, pairs, population_model, options, settings),
-        "fidelity": fidelity, "consistency": consistency, "ibe": ibe, "controllability": controllability, "realism": realism,
-        "clinical": clinical,
-        **sections, "notes": notes,
-    }
+    fidelity = run("fidelity", fidelity_stage)
+    report["settings"].update(fidelity["extra"])
+    run("consistency", consistency_stage)
+    controllability = run("controllability", controllability_stage)
+    run("realism", realism_stage)
+    clinical = run("clinical", clinical_stage)
+    images: list[Path] = []
+    if privacy:
+        images += [Path(out_dir) / name for name in run("privacy", privacy_stage,
+                                                        {"privacy_max_train": privacy_max_train}).get("images", [])]
+    if personalized:
+        run("personalized", personalized_stage, dict(patients=personal_max_patients, per_condition=personal_per_condition,
+                                                     steps=personal_steps, lr=personal_lr))
+    if downstream:
+        run("downstream", downstream_stage, dict(max_pairs=downstream_max_pairs, epochs=downstream_epochs))
+    if reused:
+        notes.append(f"reused from an earlier run of the same command: {', '.join(reused)} (out/sections/, twins.npz).")
     report["settings"]["seconds"] = round(time.perf_counter() - start, 1)
-    report = to_jsonable(report)
-    write_report(report, out_dir, pairs=pairs, signals=signals, fs=model.fs, target_hr=target_hr,
+    report = to_jsonable({**report, "notes": notes})
+    measured = {k: np.asarray(v, dtype=np.float64) for k, v in controllability["extra"]["measured_hr"].items()}
+    tables = {k: pd.DataFrame({c: np.asarray(v, dtype=np.float64) for c, v in t.items()})
+              for k, t in clinical["extra"]["tables"].items()}
+    write_report(report, out_dir, pairs=pairs, signals=signals, fs=model.fs, target_hr=pairs.target_meta["hr"],
                  measured_hr=measured, interval_tables=tables, n_examples=n_examples, images=images)
     return report

@@ -165,7 +165,10 @@ class TwinModel:
             if not rhythms:
                 raise ValueError(f"this model has no rhythm tokens (labels {', '.join(self.vocabulary.names)}); "
                                  f"it cannot be asked for rhythm {rhythm!r}")
-            name = self.vocabulary.names[self.vocabulary.index(rhythm)]
+            try:
+                name = self.vocabulary.names[self.vocabulary.index(rhythm)]
+            except KeyError as err:
+                raise ValueError(f"rhythm: {err.args[0]}") from None
             if name not in rhythms:
                 raise ValueError(f"{rhythm!r} is not a rhythm label; rhythm labels: {', '.join(rhythms)}")
             given = [n for n in labels if n in rhythms and n != name]

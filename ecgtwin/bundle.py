@@ -32,7 +32,7 @@ BUNDLE_VERSION = 1
 GENERATOR_CHECKPOINT_KEY = "ecgtwin_generator"
 """The entry a Lightning generator checkpoint carries its network/IBE configs under
 (``ecgtwin.training.generator_module.CHECKPOINT_KEY``; spelled here so converting a ``.ckpt`` imports no training code)."""
-_MODULE_ONLY_HPARAMS = ("net", "ibe", "ibe_checkpoint")
+_MODULE_ONLY_HPARAMS = ("net", "ibe", "ibe_checkpoint", "init_from")
 DEFAULT_SIGNAL_SCALE = 0.5
 DEFAULT_NUM_TIMESTEPS = 1000
 """``GeneratorModule`` defaults, used for bundles whose ``generator`` entry predates these keys."""

@@ -3,6 +3,9 @@
 #
 #   bash scripts/train_v2.sh                 # first call starts, every later call resumes from the last checkpoint
 #   MAX_STEPS=20000 bash scripts/train_v2.sh # train further
+#   WARM_START=ecgtwin/assets/ecgtwin_ptbxl100.pt MAX_STEPS=8000 bash scripts/train_v2.sh
+#                                            # runs/ lost: start from a committed v2 bundle (its EMA weights and
+#                                            # its IBE; optimiser state and step count start afresh)
 #
 # Stage 1, the IBE on the same vocabulary (5 superclasses + 12 rhythm statements), runs first when
 # $IBE does not exist yet (about 10 min on 2 cores). Progress: $RUN/version_*/ (metrics.csv; checkpoints/last.ckpt
@@ -20,7 +23,13 @@ THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS WANDB_MODE=${WANDB_MODE:-offline}
 data=(--config configs/data/ptbxl100.yaml --data.init_args.root "$ROOT" --data.init_args.label_set superclass_rhythm
       --data.init_args.batch_size 32 --data.init_args.progress false)
-if [ ! -f "$IBE" ]; then
+resume=()
+last=$(ls -t "$RUN"/version_*/checkpoints/last.ckpt 2>/dev/null | head -n 1 || true)
+warm=()
+if [ -z "$last" ] && [ -n "${WARM_START:-}" ]; then
+  echo "== warm start from $WARM_START (its IBE included)"
+  warm=(--model.init_args.init_from "$WARM_START")
+elif [ ! -f "$IBE" ]; then
   echo "== IBE (stage 1) -> $IBE"
   ibe_run="$(dirname "$IBE")"
   ecgtwin fit --config configs/ibe.yaml "${data[@]}" --trainer.max_epochs "$IBE_EPOCHS" \
@@ -29,10 +38,9 @@ if [ ! -f "$IBE" ]; then
   best=$(ls -t "$ibe_run"/version_*/checkpoints/ibe-*.ckpt | head -n 1)
   mkdir -p "$(dirname "$IBE")" && cp "$best" "$IBE"
 fi
-resume=()
-last=$(ls -t "$RUN"/version_*/checkpoints/last.ckpt 2>/dev/null | head -n 1 || true)
 [ -n "$last" ] && resume=(--ckpt_path "$last") && echo "== resuming $last"
+[ ${#warm[@]} -eq 0 ] && warm=(--model.init_args.ibe_checkpoint "$IBE")
 echo "== generator v2 -> $RUN (max_steps $MAX_STEPS)"
 exec ecgtwin fit --config configs/generator_v2.yaml "${data[@]}" --data.init_args.personal_share 0.6 \
-    --model.init_args.ibe_checkpoint "$IBE" --trainer.max_steps "$MAX_STEPS" --trainer.default_root_dir "$RUN" \
+    "${warm[@]}" --trainer.max_steps "$MAX_STEPS" --trainer.default_root_dir "$RUN" \
     --trainer.logger.init_args.save_dir "$(dirname "$RUN")" --trainer.logger.init_args.name "$(basename "$RUN")" "${resume[@]}"

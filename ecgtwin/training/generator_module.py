@@ -79,6 +79,29 @@ def _load_frozen_ibe(ibe: nn.Module | None, ibe_checkpoint: str | None) -> nn.Mo
     return ibe
 
 
+def _warm_start_bundle(init_from: str | None) -> dict[str, Any] | None:
+    """The bundle (or generator checkpoint, converted) whose weights start a run, or None."""
+    if init_from is None:
+        return None
+    path = Path(init_from).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: no bundle or generator checkpoint at {str(path)!r}")
+    from ecgtwin.bundle import load_bundle
+
+    return load_bundle(path)
+
+
+def _bundle_ibe(bundle: Mapping[str, Any], path: str | None) -> nn.Module:
+    """The frozen IBE stored in a bundle (a warm start needs no separate IBE checkpoint)."""
+    if bundle.get("ibe_config") is None:
+        raise ValueError(f"init_from {path!r} is a population bundle (no IBE): pass ibe_checkpoint")
+    from ecgtwin.models.ibe import IndividualBaseExtractor
+
+    ibe = IndividualBaseExtractor(**bundle["ibe_config"])
+    ibe.load_state_dict(bundle["ibe_state"])
+    return ibe
+
+
 def split_pair(batch: Batch) -> tuple[Batch, Batch]:
     """``(reference, target)`` of a pair batch; a single-record batch is its own reference."""
     if "reference" in batch and "target" in batch:
@@ -116,6 +139,7 @@ class GeneratorModule(L.LightningModule):
         weight_decay: float = 0.0,
         warmup_steps: int = 500,
         ema_decay: float = 0.999,
+        init_from: str | None = None,
         net: UNet1D | None = None,
         ibe: nn.Module | None = None,
     ) -> None:
@@ -126,6 +150,9 @@ class GeneratorModule(L.LightningModule):
         for name, p in (("p_cond", p_cond), ("p_base", p_base)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
+        warm = _warm_start_bundle(init_from)
+        if warm is not None and use_base_vector and ibe is None and ibe_checkpoint is None:
+            ibe = _bundle_ibe(warm, init_from)
         self.ibe = _load_frozen_ibe(ibe, ibe_checkpoint) if use_base_vector else None
         if self.ibe is not None:
             ibe_labels = _ibe_num_labels(self.ibe)
@@ -147,6 +174,11 @@ class GeneratorModule(L.LightningModule):
                              f"use_base_vector={use_base_vector}, independent_leads={independent_leads}")
         if base_dim is not None and use_base_vector and net.base_dim != base_dim:
             raise ValueError(f"net base_dim={net.base_dim} does not match the IBE's base vectors ({base_dim})")
+        if warm is not None:
+            try:
+                net.load_state_dict(warm["net_state"])
+            except RuntimeError as err:
+                raise ValueError(f"init_from {init_from!r} does not fit this generator's architecture: {err}") from None
         self.net = net
         self.ema = EMA(net, decay=ema_decay)
         self.schedule = VPSchedule(num_timesteps)
@@ -271,8 +303,8 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu", i
     if CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{str(path)!r} is not an ecgtwin generator checkpoint (no {CHECKPOINT_KEY!r} entry)")
     hparams = dict(ckpt.get("hyper_parameters", {}))
-    for key in [k for k in hparams if k in ("net", "ibe") or k.startswith("_")]:
-        hparams.pop(key)  # injected modules; LightningCLI's "_instantiator"/"_class_path" entries
+    for key in [k for k in hparams if k in ("net", "ibe", "init_from") or k.startswith("_")]:
+        hparams.pop(key)  # injected modules, the warm start (weights come from the state dict); LightningCLI entries
     if ibe_checkpoint is not None:
         hparams["ibe_checkpoint"] = ibe_checkpoint
     elif ibe is None and ckpt[CHECKPOINT_KEY].get("ibe_config") is not None:

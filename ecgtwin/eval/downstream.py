@@ -60,6 +60,7 @@ def downstream_section(
     generate_kwargs: Mapping[str, Any] | None = None,
     fit_options: Mapping[str, Any] | None = None,
     progress: bool = False,
+    label_columns: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """``{"metrics": {arm: {...}}, "trts": {...}, "settings": {...}}`` (see the module docstring).
 
@@ -71,10 +72,15 @@ def downstream_section(
         test_twins, test_pairs: twins of the test pairs per method and those pairs (TRTS); optional.
         architecture: :class:`~ecgtwin.eval.classifier.ECGClassifier` arguments (the reference classifier's).
         fit_options: extra :func:`~ecgtwin.eval.classifier_fit.fit_classifier` arguments (batch_size, lr, ...).
+        label_columns: the label columns (of the generator's vocabulary, in the classifier's order) every arm is trained
+            and scored on (:func:`~ecgtwin.eval.harness_data.classifier_columns`); default all. Twins are still asked
+            for the full target condition.
     """
     gen = dict(generate_kwargs or {})
+    cols = np.arange(train_pairs.target_labels.shape[1]) if label_columns is None else np.asarray(label_columns)
+    train, val, test = ((x, y[:, cols]) for x, y in (train, val, test))  # labels (N, C)
     synthetic = {name: model.generate(twin_specs(model, train_pairs, seed), **gen) for name, model in models.items()}
-    y_synthetic = train_pairs.target_labels.astype(np.float32)
+    y_synthetic = train_pairs.target_labels[:, cols].astype(np.float32)
     arms: dict[str, tuple[np.ndarray, np.ndarray]] = {
         "real": train, "real_matched": (train_pairs.target, y_synthetic)}
     for name, x in synthetic.items():
@@ -90,9 +96,10 @@ def downstream_section(
                         "val_macro_auroc": info["val_macro_auroc"], "best_epoch": info["best_epoch"], "n_train": info["n_train"]}
     trts: dict[str, dict[str, float]] = {}
     if test_twins and test_pairs is not None:
-        trts["real"] = _scored(test_pairs.target_labels, predict_logits(trained["real"], test_pairs.target), n_boot, seed)
+        test_labels = test_pairs.target_labels[:, cols]  # (P, C)
+        trts["real"] = _scored(test_labels, predict_logits(trained["real"], test_pairs.target), n_boot, seed)
         for name, x in test_twins.items():
-            trts[name] = _scored(test_pairs.target_labels, predict_logits(trained["real"], x), n_boot, seed)
+            trts[name] = _scored(test_labels, predict_logits(trained["real"], x), n_boot, seed)
     settings = {"train_pairs": len(train_pairs), "train_records": int(len(train[0])), "val_records": int(len(val[0])),
                 "test_records": int(len(test[0])), "epochs": epochs, "n_boot": n_boot}
     return {"metrics": metrics, "trts": trts, "settings": settings}

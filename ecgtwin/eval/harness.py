@@ -38,7 +38,8 @@ from ecgtwin.api import TwinModel
 from ecgtwin.eval.classifier_fit import predict_logits
 from ecgtwin.eval.clinical import heart_rates
 from ecgtwin.eval.fidelity import matched_fidelity_section, matched_rows
-from ecgtwin.eval.harness_data import PairArrays, check_compatible, encoding_specs, select_pairs, split_arrays, twin_specs
+from ecgtwin.eval.harness_data import (PairArrays, check_compatible, classifier_columns, encoding_specs, select_pairs,
+                                      split_arrays, twin_specs)
 from ecgtwin.eval.harness_metrics import (auroc_section, clinical_section, consistency_section, extreme_hr_section,
                                           feature_space, hr_section)
 from ecgtwin.eval.harness_store import SectionStore, run_key
@@ -175,11 +176,13 @@ def evaluate(
     check_compatible(model, datamodule, pairs)
     if population_model is not None:
         check_compatible(population_model, datamodule, pairs)
+    columns = classifier_columns(model.vocabulary, classifier) if classifier is not None else None  # (C,) by name
     gen = dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition, guidance_person=guidance_person,
                batch_size=batch_size, progress=progress)
     rows = np.arange(min(n_extreme, len(pairs)))
     keep = _subsample(len(pairs), max_clinical, seed)
     options = dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition, guidance_person=guidance_person,
+                   classifier_labels=None if columns is None else [model.vocabulary.names[i] for i in columns],
                    seed=seed, n_boot=n_boot, extreme_hr=list(extreme_hr), n_extreme=len(rows), n_clinical=len(keep))
     report: dict[str, Any] = {"settings": _settings(model, datamodule, pairs, population_model, options, settings)}
     store = SectionStore(out_dir, run_key({**report["settings"], "pairs": pairs.target_record, "resume": 1}), resume)
@@ -248,7 +251,7 @@ def evaluate(
                        "detector (cache metadata) unless the source provides one."]
         if classifier is not None:
             logits = {name: predict_logits(classifier, x) for name, x in {**signals, "real": pairs.target}.items()}
-            section["auroc"] = auroc_section(logits, pairs.target_labels, n_boot=n_boot, seed=seed)
+            section["auroc"] = auroc_section(logits, pairs.target_labels[:, columns], n_boot=n_boot, seed=seed)
         else:
             stage_notes.append("no classifier: controllability AUROC skipped.")
         extreme: dict[str, dict[float, np.ndarray]] = {}
@@ -298,7 +301,7 @@ def evaluate(
         series = select_patients(datamodule, personal_max_patients, seed)
         section = personalized_section(generators, classifier, series, per_condition=personal_per_condition,
                                        steps=personal_steps, lr=personal_lr, n_boot=n_boot, seed=seed,
-                                       generate_kwargs=gen, progress=progress)
+                                       generate_kwargs=gen, progress=progress, label_columns=columns)
         return {"sections": {"personalized": section}, "notes": ["personalised: " + section.pop("note")]}
 
     def downstream_stage() -> dict[str, Any]:
@@ -309,7 +312,7 @@ def evaluate(
             split_records(datamodule, "train"), split_records(datamodule, "val"), split_records(datamodule, "test"),
             test_twins={k: v for k, v in signals.items() if k != "copy"}, test_pairs=pairs,
             architecture=getattr(classifier, "config", None), epochs=downstream_epochs, n_boot=n_boot, seed=seed,
-            generate_kwargs=gen, progress=progress)
+            generate_kwargs=gen, progress=progress, label_columns=columns)
         return {"sections": {"downstream": section},
                 "notes": ["downstream: every arm is the same classifier trained from scratch for the same epochs, "
                           "selected on the real validation folds and scored on every real test-fold record; TRTS = the "

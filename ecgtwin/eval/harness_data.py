@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ecgtwin.api import TwinModel, TwinSpec
 from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM
+from ecgtwin.data.conditions import LabelVocabulary
 
 SEX_NAMES = {0.0: "M", 1.0: "F"}
 
@@ -133,6 +135,40 @@ def check_compatible(model: TwinModel, datamodule: object, pairs: PairArrays) ->
     if pairs.reference.shape[-1] != model.length:
         raise ValueError(f"test records have {pairs.reference.shape[-1]} samples but the model generates {model.length} "
                          f"({model.fs} Hz): build the data module with the model's fs and seconds")
+
+
+def classifier_label_names(path: str | Path) -> list[str] | None:
+    """The label names a ClassifierModule checkpoint was trained on (its data module's vocabulary), or ``None``."""
+    from ecgtwin.weights import load_weights_only
+
+    ckpt = load_weights_only(path, "classifier checkpoint", "cpu")
+    names = (ckpt.get("ECGDataModule") or {}).get("vocabulary", {}).get("names")
+    return [str(n) for n in names] if names else None
+
+
+def classifier_columns(vocabulary: LabelVocabulary, classifier: object) -> np.ndarray:
+    """Columns of the generator's multi-hot labels (V,) that the classifier scores, in the classifier's order (C,).
+
+    Matched BY NAME with ``classifier.label_names`` (set from :func:`classifier_label_names`): a generator's
+    vocabulary may be a superset (e.g. 5 superclasses + 12 rhythm labels for a 5-superclass classifier). A
+    classifier without names must have one output per generator label, or one per diagnosis label (non-rhythm).
+    Raises ValueError when a classifier label is missing from the generator's vocabulary.
+    """
+    names = list(vocabulary.names)
+    wanted = getattr(classifier, "label_names", None)
+    n_out = int(getattr(classifier, "num_labels", len(names)))
+    if wanted is None:
+        if n_out == len(names):
+            return np.arange(len(names))
+        if n_out == len(vocabulary.diagnosis_names):
+            wanted = list(vocabulary.diagnosis_names)
+        else:
+            raise ValueError(f"the classifier has {n_out} outputs and no label names; the generator's labels are {names}")
+    missing = [n for n in wanted if n not in names]
+    if missing or len(wanted) != n_out:
+        raise ValueError(f"the classifier's labels {list(wanted)} are not all among the generator's labels {names} "
+                         f"(missing {missing})")
+    return np.array([names.index(n) for n in wanted], dtype=np.int64)
 
 
 def condition_of(model: TwinModel, labels: np.ndarray, meta: dict[str, np.ndarray], i: int) -> dict[str, object]:

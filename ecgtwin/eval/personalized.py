@@ -21,7 +21,7 @@ that resamples whole patients.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -139,17 +139,24 @@ def personalized_logits(classifier: Any, series: PatientSeries, training_sets: M
 def personalized_section(models: Mapping[str, TwinModel], classifier: Any, series: PatientSeries,
                          conditions: Sequence[Sequence[str]] | None = None, per_condition: int = 2, steps: int = 10,
                          lr: float = 1e-4, n_boot: int = 200, seed: int = 0,
-                         generate_kwargs: Mapping[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
+                         generate_kwargs: Mapping[str, Any] | None = None, progress: bool = False,
+                         label_columns: np.ndarray | None = None) -> dict[str, Any]:
     """The report section ``{arm: {accuracy, exact_match, macro_f1, macro_auroc, n, delta_*...}}`` and its settings.
 
     ``models``: ``{"twin": personalised model, ["population": population model]}``; every model
-    generates from the same specs.
+    generates from the same specs. ``label_columns``: the generator-vocabulary columns the classifier scores, in
+    its order (:func:`~ecgtwin.eval.harness_data.classifier_columns`; default all): the default conditions are
+    those labels alone, and the labels the classifier is fine-tuned and scored on are cut to them.
     """
     if "twin" not in models:
         raise ValueError("personalized_section needs the personalised model under 'twin'")
-    names = list(models["twin"].vocabulary.names)
+    vocabulary = list(models["twin"].vocabulary.names)
+    cols = np.arange(len(vocabulary)) if label_columns is None else np.asarray(label_columns)
+    names = [vocabulary[i] for i in cols]
     conditions = default_conditions(names) if conditions is None else [list(c) for c in conditions]
-    specs, labels, owner = personal_specs(models["twin"], series, conditions, per_condition, seed)
+    specs, labels, owner = personal_specs(models["twin"], series, conditions, per_condition, seed)  # labels (T, V)
+    labels = labels[:, cols]  # (T, C) the classifier's columns
+    series = replace(series, first_labels=series.first_labels[:, cols], later_labels=series.later_labels[:, cols])
     sets = {"first_ecg": (series.first, series.first_labels.astype(np.float32), np.arange(len(series)))}
     for name, model in models.items():
         sets[name] = (model.generate(specs, **dict(generate_kwargs or {})), labels, owner)  # (T, 12, L)

@@ -9,7 +9,7 @@
 #
 # Stage 1, the IBE on the same vocabulary (5 superclasses + 12 rhythm statements), runs first when
 # $IBE does not exist yet (about 10 min on 2 cores). Progress: $RUN/version_*/ (metrics.csv; checkpoints/last.ckpt
-# every 250 steps and step*.ckpt snapshots every 935 steps). Each call resumes from the newest last.ckpt.
+# every 100 steps and step*.ckpt snapshots every 935 steps). Each call resumes from the newest last.ckpt.
 # Bundle the result with
 #   python scripts/make_bundle.py --generator "$(ls -t runs/gen_v2/version_*/checkpoints/last.ckpt | head -n 1)" --out BUNDLE.pt
 set -euo pipefail

@@ -1,13 +1,18 @@
-"""Sampler benchmark on one trained checkpoint: NFE, seconds per twin, fidelity, speed-up vs 1000-step DDPM.
+"""Sampler benchmark on the VALIDATION fold: seconds per twin and realism, every setting side by side in one run.
 
-Twins are generated for the first ``--n`` same-patient test pairs (reference -> the target's condition) with
-the same seeds for every sampler. Fidelity is the unbiased MMD^2 against the real target ECGs in two feature
-spaces: standardised handcrafted features, and the reference classifier's penultimate features (if
-``--classifier`` is given). ``real/real`` is the MMD between two disjoint sets of real test ECGs of the same
-size: the noise floor below which differences mean nothing.
+Twins of the same seeded fold-7 same-patient pairs (the reference under the target's condition) with the same
+seeds for every setting. Per setting: network evaluations per twin, seconds per twin (batch ``--batch-size``,
+``--threads`` torch threads), then the realism figures of ``ecgtwin.eval.realism`` against the real targets
+(limb-lead residual, amplitude ratio, 35-50 Hz noise ratio, share with a regular RR, spurious beats,
+inter-lead correlation error, two-sample classifier AUROC), HR MAE against the target HR and the Frechet
+distance of standardised handcrafted features (``real/real``: one patient-disjoint half of the targets against
+the other, the noise floor). The test fold 8 is never read.
 
-    python scripts/bench_sampling.py --checkpoint ecgtwin/assets/ecgtwin_ptbxl100.pt \
-        --root ../shared/data/ptbxl100 --classifier runs/classifier_ptbxl100/best.ckpt --n 32
+    python scripts/bench_sampling.py --checkpoint BUNDLE --n 64 \\
+        --settings dpmpp_2m:25:1:1 ddpm:100:3:2 dpmpp_2m_sde:50:3:2 dpmpp_2m_sde:50:3:2:0.1-0.9
+
+A setting is ``sampler:steps:guidance_condition:guidance_person[:sigma_lo-sigma_hi]`` (the last part limits
+guidance to that interval of VP noise levels); ``default`` is ``ecgtwin.pipeline.DEFAULT_SAMPLING``.
 """
 from __future__ import annotations
 
@@ -18,67 +23,100 @@ import numpy as np
 import torch
 
 from ecgtwin.api import TwinModel
-from ecgtwin.data.datamodule import ECGDataModule
-from ecgtwin.eval.metrics import mmd_rbf, simple_ecg_features, standardize_features
-from ecgtwin.eval.harness_data import select_pairs, twin_specs
-from ecgtwin.paths import SAMPLE_SPLIT
+from ecgtwin.eval.clinical import heart_rates
+from ecgtwin.eval.fidelity import matched_rows
+from ecgtwin.eval.harness_data import datamodule_for, select_pairs, twin_specs
+from ecgtwin.eval.metrics import frechet_distance, simple_ecg_features, standardize_features
+from ecgtwin.eval.realism import realism_section
+from ecgtwin.pipeline import DEFAULT_SAMPLING, SamplingOptions
 
-CONFIGS = (("ddpm", 1000), ("ddim", 50), ("ddim", 25), ("dpmpp_2m", 25), ("dpmpp_2m", 10))
-
-
-def _features(signals: np.ndarray, fs: int, classifier: torch.nn.Module | None) -> dict[str, np.ndarray]:
-    feats = {"handcrafted": simple_ecg_features(signals, fs)}
-    if classifier is not None:
-        with torch.no_grad():
-            feats["classifier"] = classifier.features(torch.from_numpy(signals).float()).numpy()
-    return feats
+DEFAULT_SETTINGS = ("default", "dpmpp_2m:25:1:1", "ddpm:100:3:2", "dpmpp_2m_sde:50:3:2", "dpmpp_2m_sde:50:3:2:0.1-0.9")
+COLUMNS = (("limb_residual_mV", "limb resid. mV", "{:.1e}"), ("amplitude_ratio", "amp. ratio", "{:.2f}"),
+           ("noise_ratio_35_50Hz", "noise ratio", "{:.2f}"), ("rr_regular_share", "RR regular", "{:.2f}"),
+           ("spurious_beat_share", "spurious", "{:.2f}"), ("correlation_error", "corr. err", "{:.3f}"),
+           ("c2st_auroc", "2-sample AUROC", "{:.2f}"))
 
 
-def _mmd(fake: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> dict[str, float]:
-    return {k: mmd_rbf(*standardize_features(real[k], fake[k])) for k in real}
+def parse_setting(text: str) -> SamplingOptions:
+    """``sampler:steps:s_c:s_p[:lo-hi]`` or ``default`` -> SamplingOptions."""
+    if text == "default":
+        return DEFAULT_SAMPLING
+    parts = text.split(":")
+    if len(parts) not in (4, 5):
+        raise SystemExit(f"bad setting {text!r}: expected sampler:steps:s_c:s_p[:lo-hi]")
+    interval = None
+    if len(parts) == 5:
+        lo, hi = parts[4].split("-")
+        interval = (float(lo), float(hi))
+    return SamplingOptions(parts[0], int(parts[1]), float(parts[2]), float(parts[3]), guidance_interval=interval)
+
+
+def describe(options: SamplingOptions) -> str:
+    interval = "" if options.guidance_interval is None else " [{:g}, {:g}]".format(*options.guidance_interval)
+    return f"{options.sampler}-{options.num_steps} {options.guidance_condition:g}/{options.guidance_person:g}{interval}"
+
+
+def evaluations_per_twin(options: SamplingOptions, model: TwinModel) -> int:
+    """Network evaluations per twin (guided steps cost 3, or 2 without a person; steps outside the interval 1)."""
+    from ecgtwin.diffusion.guidance import guidance_weights
+
+    per_step = len(guidance_weights(options.guidance_person, options.guidance_condition, model.personalised))
+    active = options.guidance_active(model.schedule)
+    grid = model.schedule.sampling_timesteps(options.num_steps)
+    return sum(per_step if active is None or active(t) else 1 for t in grid)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="bundle or generator checkpoint (default: bundled model)")
+    p.add_argument("--checkpoint", default=None, help="bundle or generator checkpoint (default: the bundled model)")
     p.add_argument("--root", default="../shared/data/ptbxl100")
-    p.add_argument("--classifier", default=None, help="reference classifier checkpoint for feature-space MMD")
-    p.add_argument("--n", type=int, default=32, help="twins per sampler")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--configs", nargs="*", default=None, help="e.g. ddpm:1000 ddim:50 dpmpp_2m:10")
+    p.add_argument("--n", type=int, default=64, help="twins per setting (fold-7 pairs)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS))
     args = p.parse_args()
-    configs = CONFIGS if not args.configs else [(c.split(":")[0], int(c.split(":")[1])) for c in args.configs]
+    torch.set_num_threads(args.threads)
+    settings = [parse_setting(s) for s in args.settings]
 
     model = TwinModel.load(args.checkpoint)
-    dm = ECGDataModule(root=args.root, **SAMPLE_SPLIT, fs=model.fs, progress=False)
-    pairs = select_pairs(dm, args.n, seed=0)  # seeded random subset of the test fold's same-patient pairs
-    specs, targets = twin_specs(model, pairs), pairs.target
-    classifier = None
-    if args.classifier:
-        from ecgtwin.training.classifier_module import load_classifier
+    dm = datamodule_for(model, args.root, {"train_folds": [1, 2, 3, 4, 5, 6], "val_folds": [7], "test_folds": [8]},
+                        progress=False)
+    pairs = select_pairs(dm, args.n, seed=0, split="val")  # fold 7 only
+    specs = twin_specs(model, pairs)
+    names = list(model.vocabulary.names)
+    fs = model.fs
+    real_feats = simple_ecg_features(pairs.target, fs)
+    half_a, half_b = matched_rows(pairs.patient_id, seed=0)
+    floor = frechet_distance(*standardize_features(real_feats[half_b], real_feats[half_a]))
+    target_hr = np.array([s.hr if s.hr is not None else np.nan for s in specs])
 
-        classifier = load_classifier(args.classifier)
-    real = _features(targets, model.fs, classifier)
-    others = dm.record_dataset("test")
-    rng = np.random.default_rng(0)
-    floor_rows = rng.choice(len(others), size=min(len(others), len(specs)), replace=False)
-    floor = _mmd(_features(others.batch(floor_rows)["signal"].numpy(), model.fs, classifier), real)
-
-    print(f"checkpoint {model.checkpoint_hash}  twins per sampler: {len(specs)}  threads: {torch.get_num_threads()}")
+    print(f"checkpoint {model.checkpoint_hash}: {len(specs)} fold-7 twins per setting, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads", flush=True)
     rows = []
-    for sampler, steps in configs:
+    for options in settings:
         start = time.perf_counter()
-        twins = model.generate(specs, sampler=sampler, steps=steps, batch_size=args.batch_size, progress=False)
+        twins = model.generate(specs, batch_size=args.batch_size, progress=False, options=options)
         seconds = (time.perf_counter() - start) / len(specs)
-        rows.append((sampler, steps, steps, seconds, _mmd(_features(twins, model.fs, classifier), real)))
-        print(f"  done {sampler} {steps}: {seconds:.3f} s/twin", flush=True)
-    base_seconds = next((r[3] for r in rows if r[0] == "ddpm"), rows[0][3])
-    keys = list(real)
-    print("\n" + f"{'sampler':<10}{'steps':>6}{'NFE':>6}{'s/twin':>9}{'speed-up':>10}" + "".join(f"{'MMD ' + k:>22}" for k in keys))
-    for sampler, steps, nfe, seconds, mmd in rows:
-        print(f"{sampler:<10}{steps:>6}{nfe:>6}{seconds:>9.3f}{base_seconds / seconds:>9.1f}x" + "".join(f"{mmd[k]:>22.4f}" for k in keys))
-    print(f"{'real/real':<40}" + "".join(f"{floor[k]:>22.4f}" for k in keys) + "   (noise floor)")
-    print("NFE counts network calls per twin without guidance; guidance scales != 1 add up to 2 calls per step.")
+        realism = realism_section({"twin": twins}, pairs.target, fs, pairs.target_labels, names, pairs.patient_id,
+                                  n_boot=50)["twin"]
+        hr = heart_rates(twins, fs)
+        fd = frechet_distance(*standardize_features(real_feats[half_b], simple_ecg_features(twins, fs)[half_a]))
+        rows.append((describe(options), evaluations_per_twin(options, model), seconds, realism,
+                     float(np.nanmean(np.abs(hr - target_hr))), fd))
+        print(f"  done {describe(options)}: {seconds:.2f} s/twin", flush=True)
+
+    head = ["setting", "evals/twin", "s/twin"] + [c[1] for c in COLUMNS] + ["HR MAE", "FD hand."]
+    print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for name, evals, seconds, realism, mae, fd in rows:
+        cells = [name, str(evals), f"{seconds:.2f}"] + [fmt.format(realism.get(key, np.nan)) for key, _, fmt in COLUMNS]
+        print("| " + " | ".join(cells + [f"{mae:.1f}", f"{fd:.1f}"]) + " |")
+    print(f"| real targets | | | | | | {regular_share_of_targets(pairs.target, fs):.2f} | | | | | {floor:.1f} (real/real) |")
+
+
+def regular_share_of_targets(targets: np.ndarray, fs: int) -> float:
+    from ecgtwin.eval.realism import regular_share, rr_cv
+
+    return regular_share(rr_cv(targets, fs))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ format 1) returns its 12 leads as they are.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,11 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ecgtwin.constants import N_INDEPENDENT_LEADS, N_LEADS
+from ecgtwin.constants import LEADS, N_INDEPENDENT_LEADS, N_LEADS
 from ecgtwin.diffusion.guidance import GuidedDenoiser
-from ecgtwin.diffusion.samplers import SAMPLERS, NoiseSource
+from ecgtwin.diffusion.inpainting import MeasurementDenoiser
+from ecgtwin.diffusion.samplers import SAMPLERS, NoiseSource, Start
 from ecgtwin.diffusion.schedule import VPSchedule
-from ecgtwin.leads import derive_leads
+from ecgtwin.leads import derive_leads, independent_leads, lead_law_matrix
 
 SAMPLER_DEFAULT_STEPS: dict[str, int] = {"ddpm": 1000, "ddim": 50, "dpmpp_2m": 25, "dpmpp_2m_sde": 50}
 
@@ -101,6 +103,43 @@ def to_twelve_leads(x: torch.Tensor) -> torch.Tensor:
     return derive_leads(x) if x.shape[1] == N_INDEPENDENT_LEADS else x
 
 
+@dataclass(frozen=True)
+class KnownLeads:
+    """Recorded leads a twin must keep (lead completion): names in LEADS spelling and their signals (B, k, L) mV."""
+
+    leads: tuple[str, ...]
+    signal: torch.Tensor
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.leads if name not in LEADS]
+        if unknown:
+            raise ValueError(f"unknown lead names {unknown}; expected names from {LEADS}")
+        if len(set(self.leads)) != len(self.leads):
+            raise ValueError(f"a lead is given twice: {list(self.leads)}")
+        if not 1 <= len(self.leads) < len(LEADS):
+            raise ValueError(f"give between 1 and {len(LEADS) - 1} leads to complete, got {len(self.leads)}")
+        if self.signal.ndim != 3 or self.signal.shape[1] != len(self.leads):
+            raise ValueError(f"known lead signals must be (B, {len(self.leads)}, L), got {tuple(self.signal.shape)}")
+
+    def measurement(self, generated: int) -> torch.Tensor:
+        """``H`` (k, generated): the known leads as linear functions of the generated leads (8 or 12)."""
+        rows = [LEADS.index(name) for name in self.leads]
+        full = torch.tensor(lead_law_matrix()) if generated != len(LEADS) else torch.eye(len(LEADS), dtype=torch.float64)
+        return full[rows]  # (k, C)
+
+
+def edit_start_step(strength: float, schedule: VPSchedule) -> int | None:
+    """The timestep an edit of ``strength`` in (0, 1] starts from (SDEdit).
+
+    None below the first timestep (the recording is returned as is); ``T - 1`` at strength 1, where the
+    sampler starts from pure noise, as for an ordinary twin.
+    """
+    if not 0.0 < float(strength) <= 1.0:
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
+    scaled = float(strength) * (schedule.num_timesteps - 1)
+    return None if scaled < 0.5 else int(round(scaled))
+
+
 @torch.no_grad()
 def sample_twins(
     net: nn.Module,
@@ -112,12 +151,21 @@ def sample_twins(
     options: SamplingOptions = SamplingOptions(),
     length: int = 1000,
     progress: bool = False,
+    edit: torch.Tensor | None = None,
+    strength: float = 1.0,
+    known: KnownLeads | None = None,
 ) -> torch.Tensor:
     """Twins (B, 12, L) in mV, one per seed, on the network's device.
 
     ``condition``: target ``labels`` (B, V), ``demographics`` (B, 3), optional
     ``demographics_mask`` (B, 3). ``base_vector`` (B or 1, base_dim) is the
     person (``None``: person-unconditional). Sample ``i`` depends on ``seeds[i]`` alone.
+
+    Editing (SDEdit, Meng et al. 2022): ``edit`` (B, 12, L) mV recordings are noised to the level
+    ``strength`` in (0, 1] and denoised under the condition in ``ceil(strength * steps)`` steps; a strength
+    below the first timestep returns the recordings unchanged, 1 is an ordinary twin.
+    Completion: ``known`` leads are kept (:class:`~ecgtwin.diffusion.inpainting.MeasurementDenoiser`), the
+    others generated consistent with them.
     """
     device = next(net.parameters()).device
     b = len(seeds)
@@ -133,8 +181,26 @@ def sample_twins(
         base_vector = base_vector.expand(b, -1) if base_vector.shape[0] == 1 else base_vector  # (B, base_dim)
     denoiser = GuidedDenoiser(net, labels, demographics, None if mask is None else mask.to(device), base_vector,
                               options.guidance_person, options.guidance_condition, options.guidance_active(schedule))
-    shape = (b, generated_leads(net), int(length))
+    leads = generated_leads(net)
+    shape = (b, leads, int(length))
     kwargs: dict[str, Any] = {"eta": options.eta} if options.sampler == "ddim" else {}
-    result = SAMPLERS[options.sampler](denoiser, schedule, shape, NoiseSource(seeds, device), steps=options.num_steps,
+    steps = options.num_steps
+    if edit is not None:
+        if tuple(edit.shape) != (b, len(LEADS), int(length)):
+            raise ValueError(f"recordings to edit must be (B={b}, 12, {length}) mV, got {tuple(edit.shape)}")
+        t_start = edit_start_step(strength, schedule)
+        if t_start is None:
+            return edit.detach().clone().float()  # nothing to denoise: the recordings themselves
+        if t_start < schedule.num_timesteps - 1:
+            x0 = edit.to(device).float()
+            x0 = (independent_leads(x0) if leads != len(LEADS) else x0) / signal_scale  # (B, leads, L)
+            kwargs["start"] = Start(x0, t_start)
+            steps = max(1, math.ceil(float(strength) * steps))
+    if known is not None:
+        if known.signal.shape[0] != b or known.signal.shape[-1] != int(length):
+            raise ValueError(f"known leads must be (B={b}, k, {length}), got {tuple(known.signal.shape)}")
+        denoiser = MeasurementDenoiser(denoiser, schedule, known.measurement(leads),
+                                       known.signal.to(device).double() / signal_scale)
+    result = SAMPLERS[options.sampler](denoiser, schedule, shape, NoiseSource(seeds, device), steps=steps,
                                       progress=progress, **kwargs)
     return to_twelve_leads(result.x0.float()) * signal_scale  # (B, 12, L) mV

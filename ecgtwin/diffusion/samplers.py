@@ -35,6 +35,11 @@ signal (``alpha = 1, sigma = 0``), so ``nfe == steps``:
 
 Randomness comes from a :class:`NoiseSource`: one ``torch.Generator`` per
 sample, so sample ``i`` depends on its seed alone, whatever the batch.
+
+Every sampler also starts part-way (SDEdit, Meng et al. 2022) from a
+:class:`Start`: a clean signal ``x0`` noised to timestep ``t``,
+``x_t = alpha_t x0 + sigma_t eps``, then walks ``steps`` timesteps from ``t``
+down to 0 -- the editing of an existing ECG.
 """
 from __future__ import annotations
 
@@ -68,6 +73,13 @@ class NoiseSource:
         return torch.stack(rows).to(self.device)  # (B, *shape)
 
 
+class Start(NamedTuple):
+    """Start a sampler from ``x0`` (B, leads, L) noised to the integer timestep ``t`` instead of pure noise."""
+
+    x0: torch.Tensor
+    t: int
+
+
 class Sample(NamedTuple):
     """A sampler's result: the clean signals ``x0`` (B, leads, L) and the number of denoiser calls."""
 
@@ -83,11 +95,18 @@ def _coefficients(schedule: VPSchedule, t: int | None) -> tuple[float, float]:
 
 
 def _start(schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int,
-           spacing: str) -> tuple[torch.Tensor, list]:
+           spacing: str, start: Start | None = None) -> tuple[torch.Tensor, list]:
     if len(shape) < 2 or shape[0] != len(noise):
         raise ValueError(f"shape {tuple(shape)} must start with the batch size = number of seeds ({len(noise)})")
-    grid: list[int | None] = list(schedule.sampling_timesteps(steps, spacing))
-    return noise.randn(shape[1:]), grid + [None]  # x_T ~ N(0, I); sigma_{T-1} ~ 1
+    if start is None:
+        grid: list[int | None] = list(schedule.sampling_timesteps(steps, spacing))
+        return noise.randn(shape[1:]), grid + [None]  # x_T ~ N(0, I); sigma_{T-1} ~ 1
+    if tuple(start.x0.shape) != tuple(shape):
+        raise ValueError(f"start.x0 has shape {tuple(start.x0.shape)}, expected {tuple(shape)}")
+    grid = list(schedule.sampling_timesteps(steps, spacing, t_max=int(start.t)))
+    alpha, sigma = _coefficients(schedule, int(start.t))
+    x = alpha * start.x0.to(noise.device) + sigma * noise.randn(shape[1:])  # x_t = alpha_t x0 + sigma_t eps
+    return x, grid + [None]
 
 
 def _progress(iterable: Sequence, enabled: bool, desc: str) -> Sequence:
@@ -108,11 +127,11 @@ def _denoise(denoiser: Denoiser, schedule: VPSchedule, x: torch.Tensor, t: int) 
 
 @torch.no_grad()
 def ddim(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int = 50,
-         eta: float = 0.0, spacing: str = "quadratic", progress: bool = False) -> Sample:
+         eta: float = 0.0, spacing: str = "quadratic", progress: bool = False, start: Start | None = None) -> Sample:
     """DDIM (``eta = 0``: deterministic ODE sampler; ``eta = 1``: DDPM ancestral)."""
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
-    x, grid = _start(schedule, shape, noise, steps, spacing)
+    x, grid = _start(schedule, shape, noise, steps, spacing, start)
     for t, s in _progress(list(zip(grid[:-1], grid[1:])), progress, "ddim"):
         x0, eps = _denoise(denoiser, schedule, x, t)
         if s is None:
@@ -128,16 +147,18 @@ def ddim(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: 
 
 
 def ddpm_ancestral(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource,
-                   steps: int = 1000, spacing: str = "quadratic", progress: bool = False) -> Sample:
+                   steps: int = 1000, spacing: str = "quadratic", progress: bool = False,
+                   start: Start | None = None) -> Sample:
     """DDPM ancestral sampling (the ECGTwin paper's 1000-step reference sampler)."""
-    return ddim(denoiser, schedule, shape, noise, steps=steps, eta=1.0, spacing=spacing, progress=progress)
+    return ddim(denoiser, schedule, shape, noise, steps=steps, eta=1.0, spacing=spacing, progress=progress,
+                start=start)
 
 
 @torch.no_grad()
 def dpmpp_2m(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int = 25,
-             spacing: str = "quadratic", progress: bool = False) -> Sample:
+             spacing: str = "quadratic", progress: bool = False, start: Start | None = None) -> Sample:
     """DPM-Solver++(2M): second-order multistep ODE solver on the data prediction."""
-    x, grid = _start(schedule, shape, noise, steps, spacing)
+    x, grid = _start(schedule, shape, noise, steps, spacing, start)
     x0_prev: torch.Tensor | None = None
     h_prev = 0.0
     for t, s in _progress(list(zip(grid[:-1], grid[1:])), progress, "dpm++2m"):
@@ -159,9 +180,9 @@ def dpmpp_2m(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noi
 
 @torch.no_grad()
 def dpmpp_2m_sde(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int = 50,
-                 spacing: str = "quadratic", progress: bool = False) -> Sample:
+                 spacing: str = "quadratic", progress: bool = False, start: Start | None = None) -> Sample:
     """SDE-DPM-Solver++(2M): second-order multistep solver of the reverse SDE on the data prediction."""
-    x, grid = _start(schedule, shape, noise, steps, spacing)
+    x, grid = _start(schedule, shape, noise, steps, spacing, start)
     x0_prev: torch.Tensor | None = None
     h_prev = 0.0
     for t, s in _progress(list(zip(grid[:-1], grid[1:])), progress, "dpm++2m-sde"):

@@ -99,22 +99,27 @@ class VPSchedule:
         t = torch.randint(0, self.num_timesteps, (batch_size,), generator=generator)
         return t.to(device)
 
-    def sampling_timesteps(self, steps: int, spacing: str = "quadratic") -> list[int]:
-        """``steps`` strictly decreasing timesteps from ``T-1`` to ``0``.
+    def sampling_timesteps(self, steps: int, spacing: str = "quadratic", t_max: int | None = None) -> list[int]:
+        """``steps`` strictly decreasing timesteps from ``t_max`` (default ``T-1``) to ``0``.
 
         ``"quadratic"`` (default): ``t_i = (T-1) u_i^2`` for ``u`` uniform in
         [1, 0] (the "quad" spacing of DDIM, Song et al. 2021, App. D.2), which
         puts more steps at low noise where the cosine schedule's log-SNR moves
         fastest; ``"trailing"``: uniform in ``t`` (Lin et al. 2024). Both give
-        every timestep when ``steps == T``.
+        every timestep when ``steps == T``. A ``t_max`` below ``T-1`` starts part-way
+        (editing); ``steps`` is then capped at ``t_max + 1``.
         """
+        top = self.num_timesteps - 1 if t_max is None else int(t_max)
+        if not 0 <= top <= self.num_timesteps - 1:
+            raise ValueError(f"t_max must be in [0, {self.num_timesteps - 1}], got {t_max}")
         if not 1 <= steps <= self.num_timesteps:
             raise ValueError(f"steps must be in [1, {self.num_timesteps}], got {steps}")
+        steps = min(steps, top + 1)
         powers = {"quadratic": 2.0, "trailing": 1.0}
         if spacing not in powers:
             raise ValueError(f"spacing must be one of {sorted(powers)}, got {spacing!r}")
         u = torch.linspace(1.0, 0.0, steps, dtype=torch.float64)
-        grid = ((self.num_timesteps - 1) * u ** powers[spacing]).round().long().tolist()
+        grid = (top * u ** powers[spacing]).round().long().tolist()
         for i in range(steps - 2, -1, -1):  # keep the grid strictly decreasing near t = 0
             grid[i] = max(grid[i], grid[i + 1] + 1)
         return grid

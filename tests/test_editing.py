@@ -1,0 +1,111 @@
+"""Editing (SDEdit) and lead completion (null-space projection) through the generation pipeline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ecgtwin.constants import LEADS
+from ecgtwin.diffusion.inpainting import MeasurementDenoiser, range_projector
+from ecgtwin.diffusion.samplers import SAMPLERS
+from ecgtwin.diffusion.schedule import VPSchedule
+from ecgtwin.leads import derive_leads, lead_law_residual
+from ecgtwin.models.unet import UNet1D
+from ecgtwin.pipeline import KnownLeads, SamplingOptions, edit_start_step, sample_twins
+
+V, L, SCALE = 4, 200, 0.5
+SCHEDULE = VPSchedule(1000)
+
+
+def tiny_net(leads: int) -> UNet1D:
+    torch.manual_seed(0)
+    net = UNet1D(V, leads, channels=8, channel_mults=(1, 2), signal_length=L, max_attention_tokens=L, base_dim=8,
+                 cond_dim=16, heads=2)
+    with torch.no_grad():
+        for p in net.parameters():
+            if torch.count_nonzero(p) == 0:
+                p.normal_(0, 0.3)
+    return net.eval()
+
+
+def condition(b: int) -> dict[str, torch.Tensor]:
+    return {"labels": torch.zeros(b, V), "demographics": torch.zeros(b, 3)}
+
+
+def recording(b: int = 2, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return derive_leads(0.3 * torch.randn(b, 8, L, generator=g))  # (B, 12, L) mV, lawful
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+@pytest.mark.parametrize("given", [("I",), ("I", "II"), ("I", "II", "III", "aVR", "aVL", "aVF"), ("II", "V2", "V5")])
+def test_completion_keeps_the_given_leads_and_the_lead_laws(sampler: str, given: tuple[str, ...]) -> None:
+    net, rec = tiny_net(8), recording()
+    rows = [LEADS.index(name) for name in given]
+    known = KnownLeads(given, rec[:, rows])
+    out = sample_twins(net, SCHEDULE, SCALE, condition(2), [0, 1], torch.randn(2, 8),
+                       SamplingOptions(sampler, 6, 2.0, 1.5), length=L, known=known)
+    assert torch.allclose(out[:, rows], rec[:, rows], atol=2e-6)  # kept (far below 16-bit resolution, 1 uV)
+    assert float(lead_law_residual(out).max()) < 1e-6
+    missing = [i for i in range(12) if i not in rows and LEADS[i].startswith("V")]
+    assert float((out[:, missing] - rec[:, missing]).abs().max()) > 1e-3  # the others are generated, not copied
+
+
+def test_completion_with_a_twelve_lead_network_and_inconsistent_limb_leads() -> None:
+    rec = recording()
+    noisy = rec.clone()
+    noisy[:, LEADS.index("III")] += 0.001  # recorded limb leads that break Einthoven's law by 1 uV
+    given = ("I", "II", "III")
+    rows = [LEADS.index(n) for n in given]
+    out = sample_twins(tiny_net(8), SCHEDULE, SCALE, condition(2), [0, 1], None, SamplingOptions("ddim", 4),
+                       length=L, known=KnownLeads(given, noisy[:, rows]))
+    assert float((out[:, rows] - noisy[:, rows]).abs().max()) < 1e-3  # least squares: within the recording error
+    out12 = sample_twins(tiny_net(12), SCHEDULE, SCALE, condition(2), [0, 1], None, SamplingOptions("ddim", 4),
+                         length=L, known=KnownLeads(given, noisy[:, rows]))
+    assert torch.allclose(out12[:, rows], noisy[:, rows], atol=2e-6)  # 12 free leads: kept exactly
+
+
+def test_measurement_denoiser_projection_is_exact() -> None:
+    h = torch.tensor([[1.0, 0.0, 0.0], [1.0, -1.0, 0.0]])
+    y = torch.randn(3, 2, 5, dtype=torch.float64)
+    wrapped = MeasurementDenoiser(lambda x, t: torch.zeros_like(x), SCHEDULE, h, y)
+    x0 = wrapped.project(torch.randn(3, 3, 5, dtype=torch.float64))
+    assert torch.allclose(torch.einsum("kc,bcl->bkl", h.double(), x0), y)
+    assert torch.allclose(range_projector(h) @ h.double() @ range_projector(h), range_projector(h))
+    with pytest.raises(ValueError, match="measurements"):
+        MeasurementDenoiser(lambda x, t: x, SCHEDULE, h, torch.zeros(3, 3, 5))
+
+
+def test_editing_strength_zero_returns_the_recording_and_one_is_a_twin() -> None:
+    net, rec = tiny_net(8), recording()
+    base = torch.randn(2, 8)
+    opts = SamplingOptions("ddpm", 20)
+    tiny = sample_twins(net, SCHEDULE, SCALE, condition(2), [0, 1], base, opts, length=L, edit=rec, strength=1e-4)
+    assert torch.equal(tiny, rec)
+    twin = sample_twins(net, SCHEDULE, SCALE, condition(2), [0, 1], base, opts, length=L)
+    full = sample_twins(net, SCHEDULE, SCALE, condition(2), [0, 1], base, opts, length=L, edit=rec, strength=1.0)
+    assert torch.equal(full, twin)
+    distances = [float((sample_twins(net, SCHEDULE, SCALE, condition(2), [0, 1], base, opts, length=L, edit=rec,
+                                     strength=s) - rec).pow(2).mean().sqrt()) for s in (0.02, 0.3, 0.8)]
+    assert distances[0] < distances[1] < distances[2]  # closer to the recording at lower strength
+    again = sample_twins(net, SCHEDULE, SCALE, condition(2), [0, 1], base, opts, length=L, edit=rec, strength=0.3)
+    same = sample_twins(net, SCHEDULE, SCALE, condition(2), [0, 1], base, opts, length=L, edit=rec, strength=0.3)
+    assert torch.equal(again, same)  # same seed, same edit
+    assert float(lead_law_residual(again).max()) < 1e-6
+
+
+def test_edit_start_steps_and_bad_input() -> None:
+    assert edit_start_step(1.0, SCHEDULE) == 999 and edit_start_step(0.5, SCHEDULE) == 500
+    assert edit_start_step(1e-4, SCHEDULE) is None
+    for bad in (0.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="strength"):
+            edit_start_step(bad, SCHEDULE)
+    with pytest.raises(ValueError, match="twice"):
+        KnownLeads(("I", "I"), torch.zeros(1, 2, L))
+    with pytest.raises(ValueError, match="between 1 and 11"):
+        KnownLeads(LEADS, torch.zeros(1, 12, L))
+    with pytest.raises(ValueError, match="unknown lead"):
+        KnownLeads(("X",), torch.zeros(1, 1, L))
+    with pytest.raises(ValueError, match="edit"):
+        sample_twins(tiny_net(8), SCHEDULE, SCALE, condition(2), [0, 1], None, SamplingOptions("ddim", 2), length=L,
+                     edit=torch.zeros(2, 8, L))

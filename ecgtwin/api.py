@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM, LEADS, N_INDEPENDENT_LEADS, N_LEADS
 from ecgtwin.data.conditions import DEFAULT_RHYTHM, DemographicsNormalizer, LabelVocabulary
 from ecgtwin.diffusion.schedule import VPSchedule
+from ecgtwin.io.manifest import split_conditions
 from ecgtwin.paths import ASSETS_DIR
 from ecgtwin.pipeline import SamplingOptions, resolve_sampling, sample_twins
 from ecgtwin.runtime import check_threads, default_threads, torch_threads
@@ -38,8 +40,9 @@ class TwinSpec:
 
     reference: np.ndarray
     """(12, L) mV at the model's sampling rate, LEADS order."""
-    labels: Sequence[str]
-    """Target diagnosis labels (vocabulary names); rhythm labels may be among them."""
+    labels: Sequence[str] | str
+    """Target diagnosis labels (vocabulary names); rhythm labels may be among them. A string is split like
+    ``generate-ecg --condition``: ``"MI"``, ``"MI,STTC"``; ``[]``, ``""`` and ``"none"`` mean no diagnosis label."""
     hr: float | None = None
     age: float | None = None
     sex: str | None = None
@@ -47,12 +50,19 @@ class TwinSpec:
     rhythm: str | None = None
     """Target rhythm (e.g. ``"AFIB"``) for models with rhythm tokens. ``None``: the rhythm label in
     ``labels`` if any, else sinus rhythm (``"SR"``); ``"none"``: no rhythm token (rhythm left to the model)."""
-    reference_labels: Sequence[str] | None = None
+    reference_labels: Sequence[str] | str | None = None
     """The reference's own condition; ``None`` = unknown (null condition for the IBE)."""
     reference_hr: float | None = None
     """``None``: estimated from the reference signal."""
     reference_age: float | None = None
     reference_sex: str | None = None
+
+    def __post_init__(self) -> None:
+        # One label as a string ("MI"), or several ("MI,STTC"); "" and "none": no diagnosis label, as in generate-ecg.
+        if isinstance(self.labels, str):
+            self.labels = split_conditions(self.labels)
+        if isinstance(self.reference_labels, str):
+            self.reference_labels = split_conditions(self.reference_labels)
 
 
 def _check_range(name: str, value: float | None, bounds: tuple[float, float]) -> None:
@@ -216,14 +226,22 @@ class TwinModel:
             signals = np.stack([highpass(s, self.fs, float(self.highpass_hz)) for s in signals])  # (N, 12, L)
         return signals.astype(np.float32)
 
-    def _reference_batch(self, specs: Sequence[TwinSpec]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def _estimated_hr(self, preprocessed: np.ndarray) -> float | None:
         from ecgtwin.data.heartrate import estimate_heart_rate
 
+        hr = estimate_heart_rate(preprocessed, self.fs)
+        return None if hr is None or not math.isfinite(hr) else float(hr)
+
+    def reference_heart_rate(self, signal: np.ndarray) -> float | None:
+        """The HR (bpm) the model assumes for a reference (12, L) mV whose HR is not given: estimated from
+        the preprocessed signal; None when it cannot be estimated (the HR token is then masked)."""
+        return self._estimated_hr(self._preprocess(np.asarray(signal, dtype=np.float32)[None])[0])
+
+    def _reference_batch(self, specs: Sequence[TwinSpec]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         signals = self._preprocess(np.stack([np.asarray(s.reference, dtype=np.float32) for s in specs]))  # (B, 12, L)
         rows = []
         for spec, signal in zip(specs, signals):
-            hr = spec.reference_hr if spec.reference_hr is not None else estimate_heart_rate(signal, self.fs)
-            hr = None if hr is None or not math.isfinite(hr) else float(hr)
+            hr = float(spec.reference_hr) if spec.reference_hr is not None else self._estimated_hr(signal)
             rows.append(self.encode_condition(spec.reference_labels, hr, spec.reference_age, spec.reference_sex))
         batch = self._to_batch(rows)
         batch["signal"] = torch.from_numpy(signals).to(self.device)
@@ -289,7 +307,25 @@ class TwinModel:
         return out
 
 
-def generate(reference: np.ndarray, conditions: Sequence[str], num: int = 1, seed: int = 0,
+    @torch.no_grad()
+    def estimate_seconds(self, num: int, options: SamplingOptions | None = None, batch_size: int = 16) -> float:
+        """About how long :meth:`generate` takes for ``num`` twins: one sampler step of one batch is timed."""
+        options = resolve_sampling(defaults=options)
+        b = max(1, min(int(batch_size), int(num)))
+        condition = {"labels": torch.zeros(b, len(self.vocabulary), device=self.device),
+                     "demographics": torch.zeros(b, 3, device=self.device)}
+        base = None
+        if self.personalised and getattr(self.net, "use_base_vector", True):
+            base = torch.zeros(b, int(self.net.base_dim), device=self.device)
+        with torch_threads(self.threads):
+            start = time.perf_counter()
+            sample_twins(self.net, self.schedule, self.signal_scale, condition, list(range(b)), base,
+                         replace(options, steps=1), self.length)
+            step = time.perf_counter() - start
+        return step * options.num_steps * math.ceil(num / b)
+
+
+def generate(reference: np.ndarray, conditions: Sequence[str] | str, num: int = 1, seed: int = 0,
              model: TwinModel | None = None, hr: float | None = None, age: float | None = None,
              sex: str | None = None, **kwargs: object) -> np.ndarray:
     """``num`` twins (num, 12, L) of one reference (12, L) mV under ``conditions``; twin i uses seed ``seed + i``.
@@ -298,6 +334,6 @@ def generate(reference: np.ndarray, conditions: Sequence[str], num: int = 1, see
     defaults from :data:`ecgtwin.pipeline.DEFAULT_SAMPLING`).
     """
     model = model or TwinModel.load()
-    specs = [TwinSpec(reference=reference, labels=list(conditions), hr=hr, age=age, sex=sex, seed=seed + i)
+    specs = [TwinSpec(reference=reference, labels=conditions, hr=hr, age=age, sex=sex, seed=seed + i)
              for i in range(num)]
     return model.generate(specs, **kwargs)  # type: ignore[arg-type]

@@ -11,8 +11,6 @@ import csv
 import subprocess
 import sys
 import time
-import types
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +25,6 @@ from ecgtwin.io.manifest import twin_record_name
 from ecgtwin.io.wfdb_io import read_reference
 
 QUANTUM_MV = 0.5e-3 + 1e-6  # half a 1 uV ADC step: the error of a written twin
-
-
-@dataclass
-class _StandInTwinSpec:  # the docs/DESIGN.md contract, used only while ecgtwin/api.py does not exist yet
-    reference: np.ndarray
-    labels: Any
-    hr: float | None = None
-    age: float | None = None
-    sex: str | None = None
-    seed: int = 0
-    reference_labels: Any = None
-    reference_hr: float | None = None
-    reference_age: float | None = None
-    reference_sex: str | None = None
-
-
-@pytest.fixture(autouse=True)
-def _api_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    try:
-        import ecgtwin.api  # noqa: F401
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "ecgtwin.api", types.SimpleNamespace(TwinSpec=_StandInTwinSpec))
 
 
 def fake_twin(reference: np.ndarray, seed: int) -> np.ndarray:
@@ -79,6 +55,17 @@ class FakeTwinModel:
                 raise ValueError(exc.args[0]) from None
         if spec.reference.shape != (12, self.length):
             raise ValueError(f"reference must be (12, {self.length}), got {spec.reference.shape}")
+
+    def target_labels(self, labels: Any, rhythm: str | None = None) -> list[str]:
+        if rhythm is not None and rhythm.lower() != "none":
+            raise ValueError(f"this model has no rhythm tokens; it cannot be asked for rhythm {rhythm!r}")
+        return list(labels)
+
+    def reference_heart_rate(self, signal: np.ndarray) -> float:
+        return 61.5
+
+    def estimate_seconds(self, num: int, options: Any, batch_size: int) -> float:
+        return 0.5 * num
 
     def generate(self, specs: list[Any], batch_size: int = 16, progress: bool = True, options: Any = None) -> np.ndarray:
         self.calls.append((list(specs), dict(sampler=options.sampler, steps=options.num_steps,
@@ -154,7 +141,7 @@ def test_twin_round_trips_through_wfdb_with_provenance(tmp_path: Path, records: 
     reference = read_reference(ref, target_fs=100, seconds=10.0)
     np.testing.assert_array_equal(spec.reference, reference.signal)
     assert list(spec.labels) == ["STTC", "MI"] and spec.hr == 80.0 and spec.age is None and spec.sex is None
-    assert spec.seed == 7 and spec.reference_labels is None and spec.reference_hr is None
+    assert spec.seed == 7 and spec.reference_labels is None and spec.reference_hr == 61.5  # the model's estimate
     assert (spec.reference_age, spec.reference_sex) == (56.0, "F")  # from the header comments
 
     # what was written
@@ -167,14 +154,18 @@ def test_twin_round_trips_through_wfdb_with_provenance(tmp_path: Path, records: 
     assert comments["target_labels"] == "MI;STTC"
     assert (comments["hr"], comments["age"], comments["sex"]) == ("80", "unknown", "unknown")
     assert (comments["reference_age"], comments["reference_sex"]) == ("56", "F")
-    assert comments["reference_hr"] == "estimated from the reference"
+    assert comments["reference_hr"] == "61.5 (estimated)"
+    assert comments["reference_fs"] == "100 Hz (as recorded)" and comments["reference_window"] == "0-10 s of 10 s"
+    assert (comments["reference_nan_filled"], comments["reference_dropped_channels"]) == ("0", "none")
+    assert comments["reference_lead_names"] == "AVR->aVR;AVL->aVL;AVF->aVF"  # PTB-XL writes AVR
     assert (comments["sampler"], comments["steps"], comments["seed"]) == ("ddim", "10", "7")
     assert (comments["guidance_condition"], comments["guidance_person"]) == ("2.5", "0.5")
     assert comments["checkpoint"] == "0123456789ab" and comments["checkpoint_file"] == "fake-twin.ckpt"
     assert comments["ecgtwin_version"] == "0.1.0"
     (row,) = manifest_rows(out)
-    assert row["record_name"] == name and row["labels"] == "MI;STTC" and row["seed"] == "7"
-    assert (row["sampler"], row["steps"], row["guidance_condition"], row["guidance_base"]) == ("ddim", "10", "2.5", "0.5")
+    assert row["record_name"] == name and row["target_labels"] == "MI;STTC" and row["seed"] == "7"
+    assert {k: v for k, v in row.items() if k in comments} == {k: comments[k] for k in row if k in comments}
+    assert (row["sampler"], row["steps"], row["guidance_condition"], row["guidance_person"]) == ("ddim", "10", "2.5", "0.5")
     summary = capsys.readouterr().out
     assert "1 twin(s) written, 0 already there" in summary and str((out / "manifest.csv").resolve()) in summary
     assert "s per twin" in summary
@@ -371,11 +362,12 @@ def test_manifest_problems_exit_2(tmp_path: Path, records: list[Path], vocabular
     bad_hr = tmp_path / "bad_hr.csv"
     bad_hr.write_text(f"reference,condition,hr\n{records[0]},MI,70\n{records[1]},MI,500\n")
     assert run(["--manifest", str(bad_hr), "--out", out], model) == 2
-    assert "bad_hr.csv: line 3: hr 500 outside the plausible range" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bad_hr.csv: 1 of 2 row(s) cannot be generated" in err and "line 3: hr 500 outside the plausible range" in err
     bad_label = tmp_path / "bad_label.csv"
     bad_label.write_text(f"reference,condition\n{records[0]},MI\n{records[1]},STTC;AMI\n")
     assert run(["--manifest", str(bad_label), "--out", out], model) == 2
-    assert "manifest line 3: condition: unknown label 'AMI'" in capsys.readouterr().err
+    assert "line 3: condition: unknown label 'AMI'" in capsys.readouterr().err
     same = tmp_path / "same.csv"
     same.write_text(f"reference,condition\n{records[0]},mi\n{records[0]},MI\n")  # one twin after canonical spelling
     assert run(["--manifest", str(same), "--out", out], model) == 2

@@ -8,9 +8,10 @@ are cut into batches of ``batch_size`` across references, generated with
 ``TwinModel.generate`` and written one by one (record, optional PNG, manifest
 row), so an interruption loses at most the batch in flight.
 
-Everything that can be checked is checked in :func:`prepare_jobs`, before the
-first twin is generated; problems raise :class:`UsageError` with a message for
-the user.
+Everything that needs the model is checked in :func:`prepare_jobs`, before the
+first twin is generated (:mod:`ecgtwin.cli._generate_checks` has the checks and
+the handling of bad manifest rows). Each twin's header comments and manifest row
+come from one dict, :func:`twin_provenance`.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from tqdm import tqdm
 from ecgtwin import __version__
 from ecgtwin.cli.generate import UsageError
 from ecgtwin.constants import N_LEADS
-from ecgtwin.io.manifest import OutputManifest, TwinRequest, TwinRow, check_unique_record_names, twin_record_name
+from ecgtwin.cli._generate_checks import canonicalize, reject
+from ecgtwin.io.manifest import NO_LABELS, OutputManifest, RequestManifest, TwinRequest, TwinRow
 from ecgtwin.io.wfdb_io import ECGInputError, Reference, read_reference, write_twin
 from ecgtwin.pipeline import SamplingOptions
 from ecgtwin.viz.ecg_plot import plot_twin_comparison
@@ -82,6 +84,15 @@ class TwinJob:
         return self.request.seed + self.index
 
 
+@dataclass(frozen=True)
+class LoadedReference:
+    """A reference window as the model sees it, and the HR (bpm) assumed for it (``hr_source``: given/estimated)."""
+
+    reference: Reference
+    hr: float | None
+    hr_source: str
+
+
 @dataclass
 class Plan:
     """Checked jobs of a run: ``pending`` to generate (with their specs), ``done`` already written."""
@@ -89,7 +100,7 @@ class Plan:
     pending: list[TwinJob]
     specs: list[Any]
     done: list[TwinJob]
-    references: dict[Path, Reference]
+    references: dict[tuple[Path, float], LoadedReference]
 
 
 @dataclass
@@ -119,35 +130,6 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _where(request: TwinRequest) -> str:
-    return f"manifest line {request.line}" if request.line else "command line"
-
-
-def canonical_labels(labels: Sequence[str], vocabulary: Any, what: str) -> tuple[str, ...]:
-    """Vocabulary spelling of ``labels`` (``"mi"`` -> ``"MI"``); an unknown one raises :class:`UsageError`
-    with the close matches of ``LabelVocabulary.index``."""
-    names: list[str] = []
-    for label in labels:
-        try:
-            names.append(vocabulary.names[vocabulary.index(label)])
-        except KeyError as exc:
-            raise UsageError(f"{what}: {exc.args[0]}") from None
-    return tuple(dict.fromkeys(names))
-
-
-def canonical_requests(requests: Sequence[TwinRequest], vocabulary: Any) -> list[TwinRequest]:
-    """Requests with vocabulary-spelled conditions; record names re-checked for collisions."""
-    out = [
-        dataclasses.replace(r, conditions=canonical_labels(r.conditions, vocabulary, f"{_where(r)}: condition"))
-        for r in requests
-    ]
-    try:
-        check_unique_record_names(out)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return out
-
-
 def plan_jobs(requests: Sequence[TwinRequest]) -> list[TwinJob]:
     """All twins of ``requests`` in request order, ``num`` per request."""
     return [TwinJob(r, i, name) for r in requests for i, name in enumerate(r.record_names())]
@@ -158,7 +140,7 @@ def check_settings_match(done: Sequence[TwinJob], manifest: OutputManifest, samp
     """Refuse to silently skip twins that were made with other sampling settings or another checkpoint."""
     rows = {row["record_name"]: row for row in manifest.rows()}
     now = {"sampler": sampling.sampler, "steps": sampling.steps, "guidance_condition": sampling.guidance_condition,
-           "guidance_base": sampling.guidance_person, "checkpoint": checkpoint_hash}
+           "guidance_person": sampling.guidance_person, "checkpoint": checkpoint_hash}
     for job in done:
         row = rows[job.record_name]
         for key, value in now.items():
@@ -177,23 +159,37 @@ def _same_number(text: str, value: float) -> bool:
         return False
 
 
-def load_references(jobs: Sequence[TwinJob], fs: int, length: int) -> dict[Path, Reference]:
-    """Read each distinct reference of ``jobs`` once (``read_reference`` at the model's fs and duration)."""
-    references: dict[Path, Reference] = {}
-    for job in jobs:
-        path = job.request.reference
-        if path in references:
+def reference_key(request: TwinRequest) -> tuple[Path, float]:
+    """A reference as the model sees it: the record and the start of the window used."""
+    return request.reference, request.offset
+
+
+def load_references(requests: RequestManifest, wanted: Sequence[TwinRequest], model: Any,
+                    options: ReferenceOptions) -> dict[tuple[Path, float], LoadedReference]:
+    """Read each distinct reference window of ``wanted`` once, at the model's rate and duration, with the HR
+    the model assumes for it; requests whose reference cannot be used are rejected."""
+    loaded: dict[tuple[Path, float], LoadedReference] = {}
+    failed: dict[tuple[Path, float], str] = {}
+    for request in wanted:
+        key = reference_key(request)
+        if key in loaded or key in failed:
             continue
         try:
-            references[path] = read_reference(path, target_fs=fs, seconds=length / fs)
+            reference = read_reference(request.reference, target_fs=model.fs, seconds=model.length / model.fs,
+                                       offset=request.offset)
         except ECGInputError as exc:
-            raise UsageError(f"{_where(job.request)}: {exc}") from None
-    return references
+            failed[key] = str(exc)
+            continue
+        hr = options.hr if options.hr is not None else model.reference_heart_rate(reference.signal)
+        loaded[key] = LoadedReference(reference, hr, "given" if options.hr is not None else "estimated")
+    for request in [r for r in requests.requests if reference_key(r) in failed]:
+        reject(requests, request, failed[reference_key(request)])
+    return loaded
 
 
-def build_spec(job: TwinJob, reference: Reference, options: ReferenceOptions, spec_class: Callable[..., Any]) -> Any:
+def build_spec(job: TwinJob, loaded: LoadedReference, options: ReferenceOptions, spec_class: Callable[..., Any]) -> Any:
     """The ``TwinSpec`` of one job; reference age/sex from the command line, else from the record's header."""
-    request = job.request
+    request, reference = job.request, loaded.reference
     return spec_class(
         reference=reference.signal,
         labels=list(request.conditions),
@@ -201,32 +197,39 @@ def build_spec(job: TwinJob, reference: Reference, options: ReferenceOptions, sp
         age=request.age,
         sex=request.sex,
         seed=job.seed,
+        rhythm=request.rhythm,
         reference_labels=list(options.labels) if options.labels is not None else None,
-        reference_hr=options.hr,
+        reference_hr=loaded.hr,
         reference_age=options.age if options.age is not None else reference.age,
         reference_sex=options.sex if options.sex is not None else reference.sex,
     )
 
 
-def prepare_jobs(requests: Sequence[TwinRequest], model: Any, manifest: OutputManifest, sampling: RunSampling,
+def prepare_jobs(requests: RequestManifest, model: Any, manifest: OutputManifest, sampling: RunSampling,
                  reference_options: ReferenceOptions, spec_class: Callable[..., Any], overwrite: bool,
                  plot: bool) -> Plan:
-    """Check everything against the loaded model and the output folder; nothing is generated yet."""
-    requests = canonical_requests(requests, model.vocabulary)
-    jobs = plan_jobs(requests)
-    done = [] if overwrite else [j for j in jobs if manifest.already_written(j.record_name)]
-    done_names = {j.record_name for j in done}
-    pending = [j for j in jobs if j.record_name not in done_names]
-    check_settings_match(done, manifest, sampling, model.checkpoint_hash)
-    unplotted = [j for j in done if plot and not png_path(manifest.out_dir, j).is_file()]
-    references = load_references(pending + unplotted, model.fs, model.length)
-    specs = [build_spec(j, references[j.request.reference], reference_options, spec_class) for j in pending]
-    for job, spec in zip(pending, specs):
+    """Check every request against the loaded model (bad manifest rows are rejected, see
+    :mod:`~ecgtwin.cli._generate_checks`) and split its twins into done and pending; nothing is generated yet."""
+    canonicalize(requests, model)
+    jobs = plan_jobs(requests.requests)
+    done_names = set() if overwrite else {j.record_name for j in jobs if manifest.already_written(j.record_name)}
+    wanted = [j.request for j in jobs if j.record_name not in done_names
+              or (plot and not png_path(manifest.out_dir, j).is_file())]
+    references = load_references(requests, wanted, model, reference_options)
+    specs: dict[str, Any] = {}
+    for job in plan_jobs(requests.requests):
+        if job.record_name in done_names or job.request not in requests.requests:
+            continue
+        spec = specs[job.record_name] = build_spec(job, references[reference_key(job.request)], reference_options,
+                                                   spec_class)
         try:
             model.validate(spec)
         except ValueError as exc:
-            raise UsageError(f"{_where(job.request)}: twin {job.record_name}: {exc}") from None
-    return Plan(pending=pending, specs=specs, done=done, references=references)
+            reject(requests, job.request, f"twin {job.record_name}: {exc}")
+    jobs = plan_jobs(requests.requests)
+    pending = [j for j in jobs if j.record_name not in done_names]
+    done = [j for j in jobs if j.record_name in done_names]
+    return Plan(pending=pending, specs=[specs[j.record_name] for j in pending], done=done, references=references)
 
 
 def _fmt(value: float | str | None, unknown: str = "unknown") -> str:
@@ -235,18 +238,38 @@ def _fmt(value: float | str | None, unknown: str = "unknown") -> str:
     return f"{value:g}" if isinstance(value, float | int) else str(value)
 
 
-def twin_comments(job: TwinJob, spec: Any, reference: Reference, sampling: RunSampling, model: Any) -> dict[str, str]:
-    """Provenance header comments of one twin (``age``/``sex`` keys are read back by ``read_reference``)."""
+def rhythm_used(job: TwinJob, model: Any) -> str:
+    """The target rhythm token a twin got: a name, ``SR (default)``, ``none``, or none for a model without them."""
+    rhythms = tuple(getattr(model.vocabulary, "rhythm_names", ()))
+    if not rhythms:
+        return "none (model without rhythm tokens)"
+    used = [n for n in model.target_labels(job.request.conditions, job.request.rhythm) if n in rhythms]
+    if not used:
+        return "none"
+    return f"{used[0]} (default)" if job.request.rhythm is None and used[0] not in job.request.conditions else used[0]
+
+
+def twin_provenance(job: TwinJob, spec: Any, loaded: LoadedReference, sampling: RunSampling,
+                    model: Any) -> dict[str, str]:
+    """What a twin is and how it was made: its header comments, and (same names, same values) its manifest row.
+
+    Includes every change made to the reference (resampling, window, NaN filling, dropped channels, mapped lead
+    names) and the reference HR the model assumed. ``age``/``sex`` keys are read back by ``read_reference``.
+    """
+    request = job.request
+    hr_text = "unknown (not estimable)" if loaded.hr is None else f"{loaded.hr:.1f} ({loaded.hr_source})"
     return {
-        "reference": str(reference.path.resolve()),
-        "target_labels": ";".join(sorted(job.request.conditions)),
+        "reference": str(loaded.reference.path.resolve()),
+        "target_labels": ";".join(sorted(request.conditions)) or NO_LABELS,
+        "rhythm": rhythm_used(job, model),
         "hr": _fmt(spec.hr),
         "age": _fmt(spec.age),
         "sex": _fmt(spec.sex),
         "reference_labels": ";".join(spec.reference_labels) if spec.reference_labels else "unknown (null condition)",
-        "reference_hr": _fmt(spec.reference_hr, "estimated from the reference"),
+        "reference_hr": hr_text,
         "reference_age": _fmt(spec.reference_age),
         "reference_sex": _fmt(spec.reference_sex),
+        **loaded.reference.transformations(),
         "sampler": sampling.sampler,
         "steps": str(sampling.steps),
         "guidance_condition": _fmt(float(sampling.guidance_condition)),
@@ -259,15 +282,11 @@ def twin_comments(job: TwinJob, spec: Any, reference: Reference, sampling: RunSa
     }
 
 
-def twin_row(job: TwinJob, hea: Path, sampling: RunSampling, checkpoint_hash: str) -> TwinRow:
-    """The output-manifest row of a written twin (``guidance_base`` is the person/base-vector guidance scale)."""
-    request = job.request
-    return TwinRow(
-        record_name=job.record_name, path=str(hea), reference=str(request.reference.resolve()),
-        labels=";".join(sorted(request.conditions)), hr=request.hr, age=request.age, sex=request.sex,
-        sampler=sampling.sampler, steps=sampling.steps, guidance_base=sampling.guidance_person,
-        guidance_condition=sampling.guidance_condition, seed=job.seed, checkpoint=checkpoint_hash,
-    )
+def twin_row(job: TwinJob, hea: Path, provenance: dict[str, str]) -> TwinRow:
+    """The output-manifest row of a written twin: its header's provenance under the same names and values."""
+    columns = {f.name for f in dataclasses.fields(TwinRow)}
+    return TwinRow(record_name=job.record_name, path=str(hea.resolve()),
+                   **{k: v for k, v in provenance.items() if k in columns})
 
 
 def png_path(out_dir: Path, job: TwinJob) -> Path:
@@ -278,7 +297,7 @@ def png_path(out_dir: Path, job: TwinJob) -> Path:
 def plot_job(out_dir: Path, job: TwinJob, reference: Reference, twin: np.ndarray, fs: int) -> Path:
     """PNG with the reference printout above the twin's."""
     request = job.request
-    target = ", ".join(request.conditions)
+    target = ", ".join(request.conditions) or NO_LABELS
     extras = " ".join(f"{k} {_fmt(v)}" for k, v in (("HR", request.hr), ("age", request.age), ("sex", request.sex))
                       if v is not None)
     titles = [f"reference {reference.record_name}", f"twin {job.record_name}: {target} {extras} (seed {job.seed})"]
@@ -300,7 +319,7 @@ def run_plan(plan: Plan, model: Any, manifest: OutputManifest, sampling: RunSamp
     for job in plan.done:  # e.g. a rerun with --plot after a run without it
         if plot and not png_path(out_dir, job).is_file():
             twin = wfdb.rdrecord(str(out_dir / job.record_name)).p_signal.T  # (12, L) mV
-            plot_job(out_dir, job, plan.references[job.request.reference], twin, model.fs)
+            plot_job(out_dir, job, plan.references[reference_key(job.request)].reference, twin, model.fs)
             summary.plotted += 1
     start = time.perf_counter()
     bar = tqdm(total=len(plan.pending), unit="twin", desc="generate-ecg", disable=not progress or not plan.pending)
@@ -314,13 +333,13 @@ def run_plan(plan: Plan, model: Any, manifest: OutputManifest, sampling: RunSamp
             if signals.shape != (len(jobs), N_LEADS, model.length):
                 raise RuntimeError(f"TwinModel.generate returned {signals.shape}, expected {(len(jobs), N_LEADS, model.length)}")
             for job, spec, signal in zip(jobs, specs, signals):  # signal: (12, L) mV
-                reference = plan.references[job.request.reference]
-                hea = write_twin(out_dir, job.record_name, signal, model.fs,
-                                 twin_comments(job, spec, reference, sampling, model))
+                loaded = plan.references[reference_key(job.request)]
+                provenance = twin_provenance(job, spec, loaded, sampling, model)
+                hea = write_twin(out_dir, job.record_name, signal, model.fs, provenance)
                 if plot:
-                    plot_job(out_dir, job, reference, signal, model.fs)
+                    plot_job(out_dir, job, loaded.reference, signal, model.fs)
                     summary.plotted += 1
-                manifest.append(twin_row(job, hea, sampling, model.checkpoint_hash))
+                manifest.append(twin_row(job, hea, provenance))
                 summary.written += 1
                 summary.written_names.append(job.record_name)
                 bar.update(1)

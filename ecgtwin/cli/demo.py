@@ -65,7 +65,7 @@ def _overview(reference: Path, out: Path, conditions: Sequence[str]) -> Path:
     rows = OutputManifest(out).rows()
     twins, titles = [], [f"reference {ref.record_name}"]
     for condition in conditions:
-        row = next((r for r in rows if Path(r["reference"]).name == ref.record_name and r["labels"] == condition), None)
+        row = next((r for r in rows if Path(r["reference"]).name == ref.record_name and r["target_labels"] == condition), None)
         if row is not None:
             twins.append(read_reference(out / row["record_name"], target_fs=ref.fs).signal)
             titles.append(f"twin under {condition} (seed {row['seed']})")

@@ -4,12 +4,18 @@ One reference:
   generate-ecg --reference data/ptbxl_sample/records100/01000/01495_lr --condition MI --num 3 --out twins --plot
 
 Thousands of twins (one CSV row per reference x target condition; columns
-reference, condition [, hr, age, sex, num, seed]; see ecgtwin.io.manifest):
+reference, condition [, hr, age, sex, num, seed, offset, rhythm]; see ecgtwin.io.manifest):
   generate-ecg --manifest requests.csv --out twins --batch-size 64 --device cuda
 
+Every input problem is reported before the model loads where it can be (exit 2):
+all bad manifest rows at once, with their line numbers; nothing is generated
+unless --skip-invalid (then the valid rows are, and out/rejected.csv lists the rest).
+
 Each twin is a WFDB record (out/<name>.hea/.dat, mV, PTB-XL lead order) whose
-header comments carry its provenance (reference, labels, sampler, seed,
-checkpoint hash, ...), listed in out/manifest.csv. Rerunning the same command
+header comments carry its provenance (reference, labels, rhythm, sampler, seed,
+checkpoint hash, and every change made to the reference: resampling, window,
+NaN filling, dropped channels, mapped lead names, the reference HR assumed),
+listed under the same names in out/manifest.csv. Rerunning the same command
 resumes: twins already written are skipped. Twin i of --num N --seed S uses
 seed S + i, so the same command always gives the same twins.
 """
@@ -26,7 +32,7 @@ from typing import Any
 from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM
 
 DEFAULTS_NOTE = "default: ecgtwin.pipeline.DEFAULT_SAMPLING"
-PER_TWIN_OPTIONS: tuple[str, ...] = ("condition", "hr", "age", "sex", "num", "seed")
+PER_TWIN_OPTIONS: tuple[str, ...] = ("condition", "hr", "age", "sex", "num", "seed", "offset", "rhythm")
 """Options that a --manifest gives per row (its columns) and so may not be given on the command line."""
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 _SEXES = {"m": "M", "male": "M", "f": "F", "female": "F"}
@@ -44,10 +50,9 @@ def _sex(text: str) -> str:
 
 
 def _labels(text: str) -> tuple[str, ...]:
-    labels = tuple(dict.fromkeys(p.strip() for p in text.replace(";", ",").split(",") if p.strip()))
-    if not labels:
-        raise argparse.ArgumentTypeError("give at least one label, e.g. MI or MI,STTC")
-    return labels
+    from ecgtwin.io.manifest import split_conditions
+
+    return split_conditions(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     target = p.add_argument_group("target (with --reference; per row with --manifest)")
     target.add_argument("--condition", type=_labels, metavar="LABEL[,LABEL...]",
-                        help="target diagnosis label(s) of the model's vocabulary, e.g. MI or MI,STTC")
+                        help="target diagnosis label(s) of the model's vocabulary, e.g. MI or MI,STTC; "
+                             "'none' (or '') for no diagnosis label")
+    target.add_argument("--rhythm", metavar="NAME",
+                        help="target rhythm for models with rhythm labels, e.g. AFIB (default: SR, sinus rhythm; "
+                             "'none': no rhythm token)")
     target.add_argument("--hr", type=float, metavar="BPM", help="target heart rate (default: unknown)")
     target.add_argument("--age", type=float, metavar="YEARS", help="target age (default: unknown)")
     target.add_argument("--sex", type=_sex, metavar="M|F", help="target sex (default: unknown)")
@@ -73,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--reference-hr", type=float, metavar="BPM", help="default: estimated from the signal")
     ref.add_argument("--reference-age", type=float, metavar="YEARS", help="default: from the header comments")
     ref.add_argument("--reference-sex", type=_sex, metavar="M|F", help="default: from the header comments")
+    ref.add_argument("--offset", type=float, metavar="SECONDS",
+                     help="start of the reference window the model uses (default 0: the first seconds)")
 
     gen = p.add_argument_group("sampling")
     gen.add_argument("--sampler", metavar="NAME",
@@ -95,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--overwrite", action="store_true",
                      help="regenerate twins already in --out instead of skipping them")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument("--skip-invalid", action="store_true",
+                     help="with --manifest: generate the valid rows and list the rejected ones in OUT/rejected.csv "
+                          "(default: nothing is generated when any row is bad)")
     return p
 
 
@@ -113,8 +127,13 @@ def check_args(args: argparse.Namespace) -> None:
                          f"(manifest columns {', '.join(n for n in PER_TWIN_OPTIONS if n != 'condition')})")
     elif args.condition is None:
         raise UsageError("--condition is required with --reference (e.g. --condition MI or --condition MI,STTC)")
+    elif args.skip_invalid:
+        raise UsageError("--skip-invalid applies to --manifest rows")
     args.num = 1 if args.num is None else args.num
     args.seed = 0 if args.seed is None else args.seed
+    args.offset = 0.0 if args.offset is None else args.offset
+    if not (math.isfinite(args.offset) and args.offset >= 0):
+        raise UsageError(f"--offset must be a number of seconds >= 0, got {args.offset}")
     for option, value in (("--num", args.num), ("--steps", args.steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}")
@@ -136,11 +155,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--sampler/--steps: {exc}") from None
     if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
         raise UsageError(f"--device {args.device!r} is not cpu, cuda or cuda:N")
-    out = Path(args.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    if args.checkpoint is not None and not Path(args.checkpoint).expanduser().exists():
-        raise UsageError(f"--checkpoint {args.checkpoint}: file not found")
+    from ecgtwin.cli._generate_checks import check_checkpoint_path, check_output_folder
+
+    check_output_folder(Path(args.out).expanduser().resolve())
+    check_checkpoint_path(args.checkpoint)
 
 
 def load_model(checkpoint: str | None, device: str) -> Any:
@@ -164,16 +182,22 @@ def _load_checked(loader: Callable[[str | None, str], Any], args: argparse.Names
         raise UsageError(f"cannot load {what}: {message}") from None
 
 
-def _requests(args: argparse.Namespace) -> list[Any]:
-    from ecgtwin.io.manifest import TwinRequest, read_request_manifest
+def _requests(args: argparse.Namespace) -> Any:
+    """The run's requests (:class:`~ecgtwin.io.manifest.RequestManifest`), every reference checked (no model yet)."""
+    from ecgtwin.cli import _generate_checks as checks
+    from ecgtwin.io.manifest import TwinRequest, parse_request_manifest
 
     if args.manifest is not None:
         try:
-            return read_request_manifest(args.manifest)
-        except ValueError as exc:  # ECGInputError names the file and line
+            requests = parse_request_manifest(args.manifest)
+        except ValueError as exc:  # ECGInputError names the file
             raise UsageError(str(exc)) from None
-    return [TwinRequest(reference=Path(args.reference).expanduser(), conditions=args.condition, hr=args.hr,
-                        age=args.age, sex=args.sex, num=args.num, seed=args.seed)]
+    else:
+        requests = checks.command_line_requests(TwinRequest(
+            reference=Path(args.reference).expanduser(), conditions=args.condition, hr=args.hr, age=args.age,
+            sex=args.sex, num=args.num, seed=args.seed, offset=args.offset, rhythm=args.rhythm))
+    checks.precheck_references(requests)
+    return requests
 
 
 def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> int:
@@ -185,12 +209,15 @@ def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> 
         raise UsageError(f"--threads: {exc}") from None
     check_args(args)
     from ecgtwin.cli import _generate_batch as batch
+    from ecgtwin.cli import _generate_checks as checks
     from ecgtwin.io.manifest import OutputManifest
     from ecgtwin.io.wfdb_io import ECGInputError
 
+    out_dir = Path(args.out).expanduser().resolve()  # absolute: the same paths however --out was given
     requests = _requests(args)
+    checks.settle(requests, args.skip_invalid, out_dir)  # every row and reference problem so far, before the model
     try:
-        manifest = OutputManifest(Path(args.out).expanduser())
+        manifest = OutputManifest(out_dir)
     except ECGInputError as exc:
         raise UsageError(f"--out: {exc}") from None
     model = _load_checked(loader, args)
@@ -199,14 +226,13 @@ def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> 
     sampling = batch.RunSampling(args.sampling, args.batch_size)
     ref_labels = None
     if args.reference_condition is not None:
-        ref_labels = batch.canonical_labels(args.reference_condition, model.vocabulary, "--reference-condition")
+        ref_labels = checks.canonical_labels(args.reference_condition, model.vocabulary, "--reference-condition")
     reference_options = batch.ReferenceOptions(ref_labels, args.reference_hr, args.reference_age, args.reference_sex)
     plan = batch.prepare_jobs(requests, model, manifest, sampling, reference_options, TwinSpec,
                               overwrite=args.overwrite, plot=args.plot)
-    try:
-        manifest.out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out {manifest.out_dir}: cannot create the folder ({exc.strerror})") from None
+    checks.settle(requests, args.skip_invalid, out_dir, final=True)
+    batch.check_settings_match(plan.done, manifest, sampling, model.checkpoint_hash)
+    print_estimate(plan, model, sampling, args, threads)
     try:
         summary = batch.run_plan(plan, model, manifest, sampling, plot=args.plot, progress=not args.no_progress)
     except Exception:
@@ -220,6 +246,20 @@ def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> 
               file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def print_estimate(plan: Any, model: Any, sampling: Any, args: argparse.Namespace, threads: int) -> None:
+    """Before a run of more than one batch: how long (one sampler step timed) and how much disk it will take."""
+    n = len(plan.pending)
+    if n <= sampling.batch_size:
+        return
+    seconds = model.estimate_seconds(n, sampling.options, sampling.batch_size)
+    per_twin_bytes = model.length * 12 * 2 + 2048 + (150_000 if args.plot else 0)  # 16-bit .dat, .hea, PNG
+    hours, rest = divmod(int(seconds), 3600)
+    took = f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+    print(f"generate-ecg: {n} twin(s) to generate: about {took} ({seconds / n:.2f} s per twin on {args.device}, "
+          f"{threads} CPU thread(s), {sampling.sampler} {sampling.steps} steps) and about "
+          f"{n * per_twin_bytes / 1e9:.2f} GB in {Path(args.out).expanduser().resolve()}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None, model_loader: Callable[[str | None, str], Any] | None = None) -> int:

@@ -147,7 +147,7 @@ def read_header(
     )
 
 
-def _check_signal_files(header: WFDBHeader, error: type[ECGFileError]) -> None:
+def check_signal_files(header: WFDBHeader, error: type[ECGFileError]) -> None:
     """Raise if a ``.dat`` file the header names is missing or shorter than the header says."""
     needed: dict[str, float] = {}
     for file_name, fmt in header.signal_files:
@@ -168,7 +168,7 @@ def read_leads(header: WFDBHeader, error: type[ECGFileError] = ECGDataError) -> 
     """
     import wfdb
 
-    _check_signal_files(header, error)
+    check_signal_files(header, error)
     try:
         record = wfdb.rdrecord(str(header.base))
     except Exception as exc:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -19,18 +20,22 @@ from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM
 from ecgtwin.io.wfdb_io import ECGInputError, parse_sex, sanitize_record_name
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("reference", "condition")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("hr", "age", "sex", "num", "seed")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("hr", "age", "sex", "num", "seed", "offset", "rhythm")
 DEFAULT_SEED: int = 0
+NO_LABELS: str = "none"
+"""The condition with no diagnosis label (also an empty condition), in the API, on the command line and in manifests."""
 
 
 @dataclass(frozen=True)
 class TwinRequest:
     """Twins to generate from one reference.
 
-    ``conditions`` are target label names (vocabulary checked by the caller);
-    ``hr`` (bpm), ``age`` (years), ``sex`` (``"M"``/``"F"``) override the
-    reference's demographics when not None; ``num`` twins with seeds derived
-    from ``seed``. ``line`` is the CSV line (0 for command-line requests).
+    ``conditions`` are target label names (vocabulary checked by the caller; empty:
+    no diagnosis label); ``hr`` (bpm), ``age`` (years), ``sex`` (``"M"``/``"F"``)
+    are the target's (None: unknown); ``num`` twins with seeds derived from
+    ``seed``; ``offset`` (s) starts the window of the reference that is used;
+    ``rhythm`` is the target rhythm (``TwinSpec.rhythm``). ``line`` is the CSV
+    line (0 for command-line requests).
     """
 
     reference: Path
@@ -41,6 +46,8 @@ class TwinRequest:
     num: int = 1
     seed: int = DEFAULT_SEED
     line: int = 0
+    offset: float = 0.0
+    rhythm: str | None = None
 
     @property
     def reference_name(self) -> str:
@@ -51,15 +58,18 @@ class TwinRequest:
     def record_names(self) -> list[str]:
         """The ``num`` output record names of this request, in twin-index order."""
         return [
-            twin_record_name(self.reference_name, self.conditions, self.seed, i, self.hr, self.age, self.sex)
+            twin_record_name(self.reference_name, self.conditions, self.seed, i, self.hr, self.age, self.sex,
+                             self.offset, self.rhythm)
             for i in range(self.num)
         ]
 
 
 def split_conditions(text: str) -> tuple[str, ...]:
-    """``"IMI;AFIB"`` or ``"IMI, AFIB"`` -> ``("IMI", "AFIB")``: stripped, duplicates dropped, order kept."""
+    """``"IMI;AFIB"`` or ``"IMI, AFIB"`` -> ``("IMI", "AFIB")``: stripped, duplicates dropped, order kept;
+    ``""`` and ``"none"`` (:data:`NO_LABELS`) -> ``()``, the condition with no diagnosis label."""
     parts = [p.strip() for p in text.replace(";", ",").split(",")]
-    return tuple(dict.fromkeys(p for p in parts if p))
+    labels = tuple(dict.fromkeys(p for p in parts if p))
+    return () if len(labels) == 1 and labels[0].lower() == NO_LABELS else labels
 
 
 def _number(text: str) -> str:
@@ -75,16 +85,23 @@ def twin_record_name(
     hr: float | None = None,
     age: float | None = None,
     sex: str | None = None,
+    offset: float | None = None,
+    rhythm: str | None = None,
 ) -> str:
     """Deterministic WFDB name of one twin, e.g. ``00004_lr__AFIB-IMI__hr80__s0__003``.
 
-    Conditions are sorted (a condition is a label *set*); demographic overrides
-    are part of the name so two requests differing only in them do not collide.
+    Conditions are sorted (a condition is a label *set*; no label: ``none``); demographic
+    overrides, a window offset (``off12p5``) and a rhythm (``rhythmAFIB``) are part of the
+    name so two requests differing only in them do not collide.
     """
-    parts = [reference_name, "-".join(sorted(conditions)) or "uncond"]
+    parts = [reference_name, "-".join(sorted(conditions)) or NO_LABELS]
     parts += [f"{key}{_number(str(val))}" for key, val in (("hr", hr), ("age", age)) if val is not None]
     if sex is not None:
         parts.append(sex)
+    if offset:
+        parts.append(f"off{_number(str(offset))}")
+    if rhythm is not None:
+        parts.append(f"rhythm{rhythm}")
     parts += [f"s{seed}", f"{index:03d}"]
     return "__".join(sanitize_record_name(p) for p in parts)
 
@@ -97,6 +114,8 @@ def _optional_float(text: str, column: str, bounds: tuple[float, float], where: 
     except ValueError:
         raise ValueError(f"{where}: {column} {text!r} is not a number") from None
     if not bounds[0] <= value <= bounds[1]:
+        if math.isinf(bounds[1]):
+            raise ValueError(f"{where}: {column} must be >= {bounds[0]:g}, got {value:g}")
         raise ValueError(f"{where}: {column} {value:g} outside the plausible range {bounds[0]:g}-{bounds[1]:g}")
     return value
 
@@ -125,8 +144,8 @@ def _parse_row(row: Mapping[str, str], line: int, manifest: Path) -> TwinRequest
     if not base.with_name(base.name + ".hea").is_file():
         raise ValueError(f"{where}: reference record {reference} not found (no .hea file)")
     conditions = split_conditions(row.get("condition") or "")
-    if not conditions:
-        raise ValueError(f"{where}: empty condition (give labels like 'IMI;AFIB')")
+    offset = _optional_float(row.get("offset") or "", "offset", (0.0, math.inf), where)
+    rhythm = (row.get("rhythm") or "").strip() or None
     try:
         sex = parse_sex(row.get("sex"))
     except ValueError as exc:
@@ -140,25 +159,48 @@ def _parse_row(row: Mapping[str, str], line: int, manifest: Path) -> TwinRequest
         num=_integer(row.get("num") or "", "num", 1, 1, where),
         seed=_integer(row.get("seed") or "", "seed", DEFAULT_SEED, 0, where),
         line=line,
+        offset=offset or 0.0,
+        rhythm=rhythm,
     )
 
 
-def read_request_manifest(path: str | os.PathLike[str]) -> list[TwinRequest]:
-    """Read a batch request CSV.
+@dataclass(frozen=True)
+class RejectedRow:
+    """A request-manifest row that cannot be generated: its line, why, and its values as written."""
 
-    Columns: ``reference`` (record path, relative paths resolve against the
-    manifest's folder), ``condition`` (``"IMI;AFIB"`` or quoted ``"IMI,AFIB"``),
-    optional ``hr``, ``age``, ``sex`` (M/F/male/female/0/1), ``num`` (default 1),
-    ``seed`` (default 0). Blank lines are skipped.
+    line: int
+    reason: str
+    values: dict[str, str]
+
+
+@dataclass
+class RequestManifest:
+    """A parsed request CSV: the valid ``requests``, the ``rejected`` rows, the ``columns`` and every row's
+    values by line (to write rejected rows back out)."""
+
+    path: Path
+    requests: list[TwinRequest]
+    rejected: list[RejectedRow]
+    columns: list[str]
+    values: dict[int, dict[str, str]]
+
+    def reject(self, request: TwinRequest, reason: str) -> None:
+        """Move ``request`` from :attr:`requests` to :attr:`rejected` (a problem found after parsing)."""
+        self.requests = [r for r in self.requests if r is not request]
+        self.rejected.append(RejectedRow(request.line, reason, self.values.get(request.line, {})))
+        self.rejected.sort(key=lambda r: r.line)
+
+
+def parse_request_manifest(path: str | os.PathLike[str]) -> RequestManifest:
+    """Read a batch request CSV, checking every row; bad rows are collected, not raised (see :func:`read_request_manifest`).
 
     Raises:
-        ECGInputError: naming the file and the line for a missing file or
-            column, an unknown column, a bad value, or a manifest with no rows.
+        ECGInputError: for problems of the whole file: missing file, missing or unknown column, no rows.
     """
     manifest = Path(path).expanduser()
     if not manifest.is_file():
         raise ECGInputError(manifest, "request manifest not found")
-    requests: list[TwinRequest] = []
+    parsed = RequestManifest(manifest, [], [], [], {})
     with open(manifest, newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: spreadsheet BOMs
         reader = csv.DictReader(handle)
         columns = [c.strip().lower() for c in reader.fieldnames or []]
@@ -169,57 +211,114 @@ def read_request_manifest(path: str | os.PathLike[str]) -> list[TwinRequest]:
         if unknown:
             allowed = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
             raise ECGInputError(manifest, f"unknown column(s) {', '.join(unknown)} (allowed: {allowed})")
-        reader.fieldnames = columns
+        reader.fieldnames = parsed.columns = columns
         for row in reader:
             if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
                 continue
+            line = reader.line_num
+            parsed.values[line] = {c: row.get(c) or "" for c in columns}
             if None in row:
-                raise ECGInputError(manifest, f"line {reader.line_num}: more fields than columns")
+                parsed.rejected.append(RejectedRow(line, f"line {line}: more fields than columns", parsed.values[line]))
+                continue
             try:
-                requests.append(_parse_row(row, reader.line_num, manifest))
+                parsed.requests.append(_parse_row(row, line, manifest))
             except ValueError as exc:
-                raise ECGInputError(manifest, str(exc)) from None
-    if not requests:
+                parsed.rejected.append(RejectedRow(line, str(exc), parsed.values[line]))
+    if not parsed.values:
         raise ECGInputError(manifest, "request manifest has no rows")
-    check_unique_record_names(requests)
-    return requests
+    for request, reason in duplicate_record_names(parsed.requests):
+        parsed.reject(request, reason)
+    return parsed
+
+
+def read_request_manifest(path: str | os.PathLike[str]) -> list[TwinRequest]:
+    """Read a batch request CSV.
+
+    Columns: ``reference`` (record path, relative paths resolve against the
+    manifest's folder), ``condition`` (``"IMI;AFIB"`` or quoted ``"IMI,AFIB"``;
+    ``none`` or empty: no diagnosis label), optional ``hr``, ``age``, ``sex``
+    (M/F/male/female/0/1), ``num`` (default 1), ``seed`` (default 0), ``offset``
+    (s, default 0), ``rhythm``. Blank lines are skipped.
+
+    Raises:
+        ECGInputError: naming the file and listing **every** bad line with its reason: a missing
+            file or column, an unknown column, a bad value, a twin requested twice, no rows.
+    """
+    parsed = parse_request_manifest(path)
+    if parsed.rejected:
+        raise ECGInputError(parsed.path, "; ".join(r.reason for r in parsed.rejected))
+    return parsed.requests
+
+
+def write_rejected(path: str | os.PathLike[str], rejected: Iterable[RejectedRow], columns: Iterable[str]) -> Path:
+    """Write rejected rows as CSV (``line``, ``reason``, then the manifest's columns as written); atomic."""
+    path = Path(path)
+    names = ["line", "reason", *columns]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for row in rejected:
+            writer.writerow({**row.values, "line": row.line, "reason": row.reason})
+    tmp.replace(path)
+    return path
+
+
+def duplicate_record_names(requests: Iterable[TwinRequest]) -> list[tuple[TwinRequest, str]]:
+    """Requests that ask for a twin an earlier request already asks for, with the reason (e.g. a row given
+    twice, or two references with the same file name in different folders and the same condition and seed)."""
+    owner: dict[str, TwinRequest] = {}
+    clashes: list[tuple[TwinRequest, str]] = []
+    for request in requests:
+        names = request.record_names()
+        first = next((owner[n] for n in names if n in owner), None)
+        if first is not None:
+            name = next(n for n in names if n in owner)
+            clashes.append((request, f"line {request.line}: twin {name} requested twice (line {first.line}: "
+                                     f"{first.reference}; line {request.line}: {request.reference}); "
+                                     "change the seed of one of them"))
+            continue
+        owner.update((n, request) for n in names)
+    return clashes
 
 
 def check_unique_record_names(requests: Iterable[TwinRequest]) -> None:
-    """Raise ``ValueError`` if two requested twins would get the same record name (e.g. a row given twice,
-    or two references with the same file name in different folders and the same condition and seed)."""
-    owner: dict[str, TwinRequest] = {}
-    for request in requests:
-        for name in request.record_names():
-            if name in owner:
-                first = owner[name]
-                raise ValueError(
-                    f"twin {name} requested twice (line {first.line}: {first.reference}; "
-                    f"line {request.line}: {request.reference}); change the seed of one of them"
-                )
-            owner[name] = request
+    """Raise ``ValueError`` naming the first twin that two requests would both write."""
+    clashes = duplicate_record_names(requests)
+    if clashes:
+        raise ValueError(clashes[0][1])
 
 
 @dataclass(frozen=True)
 class TwinRow:
-    """One written twin in the output manifest (provenance mirrored in the record's header comments)."""
+    """One written twin in the output manifest: the record's header comments under the same names, same values."""
 
     record_name: str
     path: str
     reference: str
-    labels: str
-    hr: float | None
-    age: float | None
+    target_labels: str
+    hr: str | float | None
+    age: str | float | None
     sex: str | None
     sampler: str
-    steps: int
-    guidance_base: float
-    guidance_condition: float
-    seed: int
+    steps: str | int
+    guidance_person: str | float
+    guidance_condition: str | float
+    seed: str | int
     checkpoint: str
+    rhythm: str = ""
+    reference_fs: str = ""
+    reference_window: str = ""
+    reference_nan_filled: str = ""
+    reference_dropped_channels: str = ""
+    reference_lead_names: str = ""
+    reference_hr: str = ""
+    """What was done to the reference (``Reference.transformations``) and the HR assumed for it."""
 
 
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TwinRow))
+LEGACY_COLUMNS: dict[str, str] = {"guidance_base": "guidance_person", "labels": "target_labels"}
+"""Columns of older output manifests and their current names; such manifests are upgraded in place on load."""
 
 
 class OutputManifest:
@@ -241,17 +340,33 @@ class OutputManifest:
     def _load(self) -> None:
         with open(self.path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
+            header = tuple(LEGACY_COLUMNS.get(c, c) for c in reader.fieldnames or ())
+            if "record_name" not in header or not set(header) <= set(MANIFEST_COLUMNS):
                 raise ECGInputError(self.path, f"not an ecgtwin output manifest (header {reader.fieldnames})")
+            reader.fieldnames = list(header)
             for row in reader:
-                if None not in row and all(row.get(c) is not None for c in MANIFEST_COLUMNS):
-                    self._rows[row["record_name"]] = row  # a later row for the same twin wins
+                if None not in row and all(row.get(c) is not None for c in header):
+                    self._rows[row["record_name"]] = {c: row.get(c, "") for c in MANIFEST_COLUMNS}  # a later row wins
+        if header != MANIFEST_COLUMNS:  # written by an older ecgtwin: rewrite with today's columns
+            self._rewrite()
+            return
         with open(self.path, "rb") as handle:
             handle.seek(-1, os.SEEK_END)
             complete = handle.read(1) == b"\n"
         if not complete:  # a crash cut the last row: end it so the next row starts on its own line
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write("\n")
+
+    def _rewrite(self) -> None:
+        """Write all loaded rows under the current header (temporary file + rename)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self._rows.values())
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(self.path)
 
     def already_written(self, record_name: str) -> bool:
         """True when the twin's ``.hea`` exists and the manifest lists it."""

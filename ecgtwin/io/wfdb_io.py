@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -33,7 +34,7 @@ from scipy.signal import resample_poly
 
 from ecgtwin.constants import AGE_RANGE_YEARS, DEFAULT_FS, DEFAULT_SECONDS, LEADS, N_LEADS, PTBXL_AGE_UNKNOWN, UNITS
 from ecgtwin.data.errors import ECGFileError
-from ecgtwin.data.wfdb_reader import header_path, read_header, read_leads
+from ecgtwin.data.wfdb_reader import WFDBHeader, check_signal_files, header_path, read_header, read_leads, record_base
 
 FLAT_LEAD_MV: float = 0.01
 """A lead whose peak-to-peak amplitude over the used segment is below this (mV) is a flat line."""
@@ -56,12 +57,16 @@ class ECGInputError(ECGFileError):
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference ECG ready for the model.
+    """A reference ECG ready for the model, with every change made to the recorded signal.
 
     ``signal`` is float32 ``(12, L)`` in mV, LEADS order, ``L = round(seconds * fs)``.
     ``age`` (years) and ``sex`` (``"M"``/``"F"``) come from header comments when
     present (PhysioNet-challenge ``Age: 56`` / MIMIC-style ``<age>: 56``), else None.
-    ``notes`` lists what was repaired (e.g. interpolated NaN samples).
+    What was changed: resampling (``original_fs`` -> ``fs``), the window
+    (``offset_s`` .. ``offset_s + seconds`` of ``original_seconds``), ``nan_filled``
+    interpolated samples, ``dropped_channels`` (e.g. Frank X, Y, Z) and
+    ``mapped_leads`` (file name -> standard name, e.g. ``("DII", "II")``); see
+    :meth:`transformations`. ``notes`` lists the same in words.
     """
 
     signal: np.ndarray
@@ -74,6 +79,26 @@ class Reference:
     age: float | None = None
     sex: str | None = None
     notes: tuple[str, ...] = ()
+    offset_s: float = 0.0
+    original_seconds: float = 0.0
+    nan_filled: int = 0
+    dropped_channels: tuple[str, ...] = ()
+    mapped_leads: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def seconds(self) -> float:
+        return self.signal.shape[-1] / self.fs
+
+    def transformations(self) -> dict[str, str]:
+        """What was done to the recorded signal, as ``{key: text}`` for twin headers and manifest rows."""
+        resampled = abs(self.original_fs - self.fs) > 1e-9
+        return {
+            "reference_fs": f"{self.original_fs:g} Hz -> {self.fs} Hz (resampled)" if resampled else f"{self.fs} Hz (as recorded)",
+            "reference_window": f"{self.offset_s:g}-{self.offset_s + self.seconds:g} s of {self.original_seconds:g} s",
+            "reference_nan_filled": str(self.nan_filled),
+            "reference_dropped_channels": ";".join(self.dropped_channels) or "none",
+            "reference_lead_names": ";".join(f"{a}->{b}" for a, b in self.mapped_leads) or "standard",
+        }
 
 
 def parse_sex(value: object) -> str | None:
@@ -125,7 +150,7 @@ def _interpolate_nans(lead: np.ndarray) -> np.ndarray:
 
 
 def read_reference(
-    path: str | os.PathLike[str], target_fs: int = DEFAULT_FS, seconds: float = DEFAULT_SECONDS
+    path: str | os.PathLike[str], target_fs: int = DEFAULT_FS, seconds: float = DEFAULT_SECONDS, offset: float = 0.0
 ) -> Reference:
     """Read a user's 12-lead WFDB record as the reference of a twin.
 
@@ -133,60 +158,77 @@ def read_reference(
         path: record path, with or without ``.hea`` (``.dat`` is also accepted).
         target_fs: sampling rate of the returned signal (Hz); other rates are
             resampled with a polyphase filter (``scipy.signal.resample_poly``).
-        seconds: duration used. Longer records are cropped to their **first**
-            ``seconds``; shorter ones raise (no padding: a padded reference would
-            teach the model a flat tail).
+        seconds: duration used: the window ``offset .. offset + seconds`` of the
+            record (no padding: a padded reference would teach the model a flat tail).
+        offset: start of the window in seconds (default 0: the first ``seconds``).
 
     Channels other than the 12 standard leads (e.g. Frank leads X, Y, Z) are
-    ignored; names match case-insensitively (``AVR``, ``avr``). Partially
-    missing samples (NaN) are linearly interpolated with a warning.
+    dropped; names are mapped by :func:`~ecgtwin.constants.canonical_lead` (``AVR``,
+    ``DII``). Partially missing samples (NaN) are linearly interpolated with a
+    warning. Every change is recorded in the returned :class:`Reference`.
 
     Raises:
-        ECGInputError: missing/unreadable record, missing or duplicated leads,
-            unsupported units, all-NaN or flat leads, record shorter than ``seconds``.
+        ECGInputError: missing/empty/unreadable record, missing or duplicated leads,
+            unsupported units, all-NaN or flat leads, a window past the record's end.
     """
     if target_fs <= 0 or seconds <= 0:
         raise ValueError(f"target_fs and seconds must be positive, got {target_fs} Hz, {seconds} s")
-    hea = header_path(path)
-    if not hea.is_file():
-        raise ECGInputError(hea, "reference record not found (no .hea header file)")
-    header = read_header(hea, ECGInputError, only_standard=False)
-    original_fs = header.fs
+    if not (math.isfinite(offset) and offset >= 0):
+        raise ECGInputError(header_path(path), f"offset must be a number of seconds >= 0, got {offset}")
+    header = check_reference(path)
+    hea, original_fs = header.path, header.fs
+    start = int(round(offset * original_fs))
     needed = int(np.ceil(seconds * original_fs - 1e-9))
-    if header.n_samples < needed:
-        raise ECGInputError(
-            hea, f"record is {header.n_samples / original_fs:.2f} s long, shorter than the {seconds:g} s needed"
-        )
+    duration = header.n_samples / original_fs
+    if start + needed > header.n_samples:
+        window = f"the window {offset:g}-{offset + seconds:g} s" if offset else f"the {seconds:g} s needed"
+        raise ECGInputError(hea, f"record is {duration:.2f} s long, shorter than {window}")
     try:
         leads = read_leads(header, ECGInputError)  # (12, n_samples) mV, LEADS order
     except ECGInputError as exc:  # names the .dat; the user pointed at the .hea
         raise ECGInputError(hea, f"unreadable WFDB record: {exc}") from exc
-    # Keep a 1 s margin past the crop so the resampling filter has no edge effect at the end.
-    keep = min(header.n_samples, needed + int(np.ceil(original_fs)))
-    signal = leads[:, :keep]  # (12, keep) mV, LEADS order
+    # Keep up to 1 s of margin on each side of the window so the resampling filter has no edge effect in it.
+    margin = int(np.ceil(original_fs))
+    first, last = max(0, start - margin), min(header.n_samples, start + needed + margin)
+    signal = leads[:, first:last]  # (12, last - first) mV, LEADS order
+    window = slice(start - first, start - first + needed)
 
     notes: list[str] = []
-    nan_counts = np.isnan(signal[:, :needed]).sum(axis=1)  # (12,)
+    nan_counts = np.isnan(signal[:, window]).sum(axis=1)  # (12,)
     all_nan = [lead for lead, n in zip(LEADS, nan_counts) if n == needed]
     if all_nan:
         raise ECGInputError(hea, f"leads {', '.join(all_nan)} have no valid samples (all NaN)")
+    if np.isnan(signal).any():
+        signal = np.stack([_interpolate_nans(lead) for lead in signal])  # (12, last - first)
     if nan_counts.any():
-        signal = np.stack([_interpolate_nans(lead) for lead in signal])  # (12, keep)
         notes.append(f"interpolated {int(nan_counts.sum())} missing (NaN) samples")
         warnings.warn(f"{hea}: {notes[-1]}", stacklevel=2)
 
-    ptp = np.ptp(signal[:, :needed], axis=1)  # (12,)
+    ptp = np.ptp(signal[:, window], axis=1)  # (12,)
     flat = [lead for lead, amp in zip(LEADS, ptp) if amp < FLAT_LEAD_MV]
     if flat:
         raise ECGInputError(hea, f"flat line in leads {', '.join(flat)} (peak-to-peak < {FLAT_LEAD_MV} mV)")
 
+    skip = 0
     if abs(original_fs - target_fs) > 1e-9:
         ratio = Fraction(target_fs) / Fraction(original_fs).limit_denominator(1000)
-        signal = resample_poly(signal, ratio.numerator, ratio.denominator, axis=1)  # (12, keep * ratio)
+        signal = resample_poly(signal, ratio.numerator, ratio.denominator, axis=1)  # (12, (last - first) * ratio)
+        skip = int(round((start - first) * target_fs / original_fs))
+        notes.append(f"resampled {original_fs:g} Hz -> {target_fs} Hz")
+    elif start > first:
+        skip = start - first
     length = int(round(seconds * target_fs))
+    if start > 0 or needed < header.n_samples:
+        notes.append(f"used {offset:g}-{offset + seconds:g} s of {duration:g} s")
+    used = set(header.columns)
+    dropped = tuple(name for i, name in enumerate(header.channel_names) if i not in used)
+    mapped = tuple((header.channel_names[c], lead) for lead, c in zip(LEADS, header.columns)
+                   if header.channel_names[c] != lead)
+    notes += [f"dropped channels {', '.join(dropped)}"] if dropped else []
+    notes += [f"lead names {', '.join(f'{a}->{b}' for a, b in mapped)}"] if mapped else []
     age, sex = _demographics_from_comments(header.comments)
     return Reference(
-        signal=np.ascontiguousarray(signal[:, :length], dtype=np.float32),  # (12, length)
+        signal=np.ascontiguousarray(signal[:, skip:skip + length], dtype=np.float32),  # (12, length)
         fs=int(target_fs),
         record_name=header.base.name,
         path=header.base,
@@ -196,7 +238,37 @@ def read_reference(
         age=age,
         sex=sex,
         notes=tuple(notes),
+        offset_s=float(offset),
+        original_seconds=duration,
+        nan_filled=int(nan_counts.sum()),
+        dropped_channels=dropped,
+        mapped_leads=mapped,
     )
+
+
+def check_reference(path: str | os.PathLike[str]) -> WFDBHeader:
+    """The checks of a reference that need no model: the header (present, not empty, readable, the 12 leads,
+    units) and its signal files (present, long enough). Returns the header; raises :class:`ECGInputError`."""
+    hea = header_path(path)
+    if record_base(path).is_dir() or hea.is_dir():
+        raise ECGInputError(record_base(path), "is a folder; give a WFDB record (path with or without .hea)")
+    if not hea.is_file():
+        raise ECGInputError(hea, "reference record not found (no .hea header file)")
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in _header_lines(hea)):
+        raise ECGInputError(hea, "empty header file (no record line; is this a WFDB record?)")
+    header = read_header(hea, ECGInputError, only_standard=False)
+    try:
+        check_signal_files(header, ECGInputError)
+    except ECGInputError as exc:
+        raise ECGInputError(hea, f"unreadable WFDB record: {exc}") from exc
+    return header
+
+
+def _header_lines(hea: Path) -> list[str]:
+    try:
+        return hea.read_text(encoding="latin-1").splitlines()
+    except OSError as exc:
+        raise ECGInputError(hea, f"cannot read the header file ({exc.strerror})") from exc
 
 
 def sanitize_record_name(name: str) -> str:

@@ -105,3 +105,31 @@ def test_one_call_generate(tiny_model: TwinModel, reference: np.ndarray) -> None
     again = generate(reference, ["HYP"], num=1, seed=6, model=tiny_model, steps=2, progress=False)
     assert twins.shape == (2, 12, 1000)
     np.testing.assert_allclose(twins[1], again[0], atol=1e-4)  # twin i uses seed + i
+
+
+# ---------------------------------------------------------------- issue 12: labels as a string, empty conditions
+
+
+def test_single_label_string_and_empty_conditions(tiny_model: TwinModel, reference: np.ndarray, tmp_path: Path) -> None:
+    assert TwinSpec(reference, "MI").labels == ("MI",) and TwinSpec(reference, "MI, STTC").labels == ("MI", "STTC")
+    assert TwinSpec(reference, [], reference_labels="NORM").reference_labels == ("NORM",)
+    kw = dict(steps=2, progress=False)
+    one = tiny_model.generate([TwinSpec(reference, "MI", seed=4), TwinSpec(reference, ["MI"], seed=4)], **kw)
+    np.testing.assert_array_equal(one[0], one[1])  # not 'unknown label M'
+    empty = tiny_model.generate([TwinSpec(reference, labels, seed=4) for labels in ([], "", "none", ())], **kw)
+    for twin in empty[1:]:
+        np.testing.assert_array_equal(twin, empty[0])
+    np.testing.assert_allclose(generate(reference, "MI", seed=4, model=tiny_model, **kw)[0], one[0], atol=1e-4)
+
+    from ecgtwin.cli.generate import main as generate_main  # the command line's empty condition is the same one
+    record = Path(__file__).resolve().parent.parent / "data/ptbxl_sample/records100/01000/01495_lr"
+    out = tmp_path / "cli"
+    assert generate_main(["--reference", str(record), "--condition", "none", "--seed", "4", "--steps", "2",
+                          "--checkpoint", str(tiny_model.checkpoint_path), "--out", str(out), "--no-progress"]) == 0
+    written = read_reference(next(out.glob("*.hea")), target_fs=100).signal
+    np.testing.assert_allclose(written, empty[0], atol=1e-3)
+
+
+def test_estimate_is_positive_and_scales_with_the_number_of_twins(tiny_model: TwinModel) -> None:
+    one_batch = tiny_model.estimate_seconds(4, batch_size=4)
+    assert one_batch > 0 and tiny_model.estimate_seconds(400, batch_size=4) > 50 * one_batch

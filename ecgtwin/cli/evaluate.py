@@ -84,10 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     population.add_argument("--population-null-base", action="store_true", help="population baseline = the same model with "
                             "its learned null base vector (the person-unconditional branch of base-vector dropout)")
     p.add_argument("--max-pairs", type=int, default=None, help="cap on the test pairs (seeded random subset; default all)")
-    p.add_argument("--sampler", default="dpmpp_2m", choices=("ddpm", "ddim", "dpmpp_2m"))
-    p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
-    p.add_argument("--guidance-condition", type=float, default=1.0, help="guidance scale on the target condition")
-    p.add_argument("--guidance-person", type=float, default=1.0, help="guidance scale on the person (base vector)")
+    p.add_argument("--sampler", default=None, choices=("ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde"),
+                   help="default: generate-ecg's default (ecgtwin.pipeline.DEFAULT_SAMPLING)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's default)")
+    p.add_argument("--guidance-condition", type=float, default=None, help="guidance scale on the target condition")
+    p.add_argument("--guidance-person", type=float, default=None, help="guidance scale on the person (base vector)")
+    p.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("SIGMA_LO", "SIGMA_HI"),
+                   help="apply guidance only at these VP noise levels (0-1); elsewhere the plain conditional model")
     p.add_argument("--n-extreme", type=int, default=16, help="pairs asked for the extreme HR targets 45 and 140 bpm "
                    "(default 16)")
     p.add_argument("--skip-privacy", action="store_true", help="no privacy section (it reads every train-split record)")
@@ -180,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = evaluate(model, datamodule, classifier, args.out, max_pairs=args.max_pairs, sampler=args.sampler,
                           steps=args.steps, guidance_condition=args.guidance_condition,
-                          guidance_person=args.guidance_person, seed=args.seed, population_model=population,
+                          guidance_person=args.guidance_person, guidance_interval=args.guidance_interval,
+                          seed=args.seed, population_model=population,
                           n_extreme=args.n_extreme, privacy=not args.skip_privacy,
                           privacy_max_train=args.privacy_max_train,
                           max_clinical=args.max_clinical, n_boot=args.n_boot, downstream=args.downstream,

@@ -28,6 +28,7 @@ as ``twins.npz``, and rerunning the same command skips finished sections
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ecgtwin.api import TwinModel
+from ecgtwin.pipeline import resolve_sampling
 from ecgtwin.eval.classifier_fit import predict_logits
 from ecgtwin.eval.clinical import heart_rates
 from ecgtwin.eval.fidelity import matched_fidelity_section, matched_rows
@@ -114,10 +116,10 @@ def evaluate(
     classifier: Any | None,
     out_dir: str | Path,
     max_pairs: int | None = None,
-    sampler: str = "dpmpp_2m",
-    steps: int = 25,
-    guidance_condition: float = 1.0,
-    guidance_person: float = 1.0,
+    sampler: str | None = None,
+    steps: int | None = None,
+    guidance_condition: float | None = None,
+    guidance_person: float | None = None,
     seed: int = 0,
     population_model: TwinModel | None = None,
     extreme_hr: tuple[float, ...] = (45.0, 140.0),
@@ -139,6 +141,7 @@ def evaluate(
     settings: dict[str, Any] | None = None,
     progress: bool = True,
     resume: bool = True,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on the test pairs of ``datamodule``; write the report to ``out_dir``; return it.
 
@@ -148,7 +151,8 @@ def evaluate(
             model's label set, fs and duration (prepared/set up here if needed).
         classifier: :class:`~ecgtwin.eval.classifier.ECGClassifier` (feature space + AUROC) or ``None``.
         max_pairs: cap on the pairs (seeded random subset); ``None`` = all.
-        sampler, steps, guidance_condition, guidance_person: generation settings (:meth:`TwinModel.generate`).
+        sampler, steps, guidance_condition, guidance_person, guidance_interval: generation settings
+            (:class:`~ecgtwin.pipeline.SamplingOptions`); ``None`` = :data:`~ecgtwin.pipeline.DEFAULT_SAMPLING`.
         population_model: optional model without base vector, generated with the same specs.
         extreme_hr, n_extreme: target HRs (bpm) asked of the first ``n_extreme`` pairs.
         max_clinical: records per method for the (slow) interval delineation; ``None`` = all.
@@ -177,11 +181,15 @@ def evaluate(
     if population_model is not None:
         check_compatible(population_model, datamodule, pairs)
     columns = classifier_columns(model.vocabulary, classifier) if classifier is not None else None  # (C,) by name
-    gen = dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition, guidance_person=guidance_person,
-               batch_size=batch_size, progress=progress)
+    sampling = resolve_sampling(sampler, steps, guidance_condition, guidance_person)
+    if guidance_interval is not None:
+        sampling = replace(sampling, guidance_interval=tuple(float(v) for v in guidance_interval))
+    gen = dict(options=sampling, batch_size=batch_size, progress=progress)
     rows = np.arange(min(n_extreme, len(pairs)))
     keep = _subsample(len(pairs), max_clinical, seed)
-    options = dict(sampler=sampler, steps=steps, guidance_condition=guidance_condition, guidance_person=guidance_person,
+    options = dict(sampler=sampling.sampler, steps=sampling.num_steps, guidance_condition=sampling.guidance_condition,
+                   guidance_person=sampling.guidance_person,
+                   guidance_interval=None if sampling.guidance_interval is None else list(sampling.guidance_interval),
                    classifier_labels=None if columns is None else [model.vocabulary.names[i] for i in columns],
                    seed=seed, n_boot=n_boot, extreme_hr=list(extreme_hr), n_extreme=len(rows), n_clinical=len(keep))
     report: dict[str, Any] = {"settings": _settings(model, datamodule, pairs, population_model, options, settings)}

@@ -11,6 +11,10 @@ SHARED_PTBXL = REPO_DIR.parent / "shared" / "data" / "ptbxl100"
 """The shared PTB-XL folds 1-8 pack beside a project checkout (absent on a user's machine)."""
 ASSETS_DIR = PACKAGE_DIR / "assets"
 """Bundled trained checkpoints (IBE + generator + classifier)."""
+DEMO_REFERENCE = ASSETS_DIR / "demo" / "01495_lr"
+"""The demo's reference record, package data so ``ecgtwin demo`` runs from a wheel install too (PTB-XL ecg_id 1495)."""
+BUNDLED_CLASSIFIER = ASSETS_DIR / "classifier_ptbxl100.ckpt"
+"""The reference classifier of the evaluation report (package data)."""
 
 SAMPLE_SPLIT: dict[str, list[int]] = {"train_folds": [1, 2, 3, 4, 5, 6], "val_folds": [7], "test_folds": [8]}
 """Patient-disjoint split used for data without the official folds 9-10 (bundled sample, shared pack)."""

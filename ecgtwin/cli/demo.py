@@ -10,10 +10,10 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ecgtwin.paths import BUNDLED_SAMPLE
+from ecgtwin.paths import DEMO_REFERENCE
 
-DEMO_RECORD = "records100/01000/01495_lr"
-"""Reference of the demo patient (PTB-XL ecg_id 1495, patient 11568: NORM, later inferior MI)."""
+DEMO_RECORD = DEMO_REFERENCE
+"""Reference of the demo patient (PTB-XL ecg_id 1495, patient 11568: NORM, later inferior MI), package data."""
 DEMO_CONDITIONS: tuple[str, ...] = ("NORM", "MI")
 
 
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecgtwin demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
-    p.add_argument("--reference", default=str(BUNDLED_SAMPLE / DEMO_RECORD), help="reference WFDB record")
+    p.add_argument("--reference", default=str(DEMO_RECORD), help="reference WFDB record (default: the bundled demo patient)")
     p.add_argument("--conditions", nargs="+", default=list(DEMO_CONDITIONS), help="target conditions, one twin set each")
     p.add_argument("--num", type=int, default=2, help="twins per condition (default 2)")
     p.add_argument("--sampler", help="sampler (default: ecgtwin.pipeline.DEFAULT_SAMPLING, as generate-ecg)")

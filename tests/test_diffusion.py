@@ -16,11 +16,11 @@ SCHEDULE = VPSchedule(1000)
 V = 4
 
 
-def trained_tiny_net() -> UNet1D:
+def trained_tiny_net(leads: int = 12, length: int = 64, channels: int = 16) -> UNet1D:
     """A tiny net with its zero-initialised projections randomised, so every condition matters."""
     torch.manual_seed(0)
-    net = UNet1D(V, channels=16, channel_mults=(1, 2), signal_length=64, max_attention_tokens=64, base_dim=8,
-                 cond_dim=16, heads=2)
+    net = UNet1D(V, leads, channels=channels, channel_mults=(1, 2), signal_length=length, max_attention_tokens=length,
+                 base_dim=8, cond_dim=16, heads=2)
     with torch.no_grad():
         for p in net.parameters():
             if torch.count_nonzero(p) == 0:

@@ -11,21 +11,15 @@ from ecgtwin.diffusion.samplers import SAMPLERS
 from ecgtwin.diffusion.schedule import VPSchedule
 from ecgtwin.leads import derive_leads, lead_law_residual
 from ecgtwin.models.unet import UNet1D
+from tests.test_diffusion import V, trained_tiny_net
 from ecgtwin.pipeline import KnownLeads, SamplingOptions, edit_start_step, sample_twins
 
-V, L, SCALE = 4, 200, 0.5
+L, SCALE = 200, 0.5
 SCHEDULE = VPSchedule(1000)
 
 
 def tiny_net(leads: int) -> UNet1D:
-    torch.manual_seed(0)
-    net = UNet1D(V, leads, channels=8, channel_mults=(1, 2), signal_length=L, max_attention_tokens=L, base_dim=8,
-                 cond_dim=16, heads=2)
-    with torch.no_grad():
-        for p in net.parameters():
-            if torch.count_nonzero(p) == 0:
-                p.normal_(0, 0.3)
-    return net.eval()
+    return trained_tiny_net(leads, L, channels=8)
 
 
 def condition(b: int) -> dict[str, torch.Tensor]:

@@ -155,51 +155,40 @@ def ddpm_ancestral(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int
 
 
 @torch.no_grad()
-def dpmpp_2m(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int = 25,
-             spacing: str = "quadratic", progress: bool = False, start: Start | None = None) -> Sample:
-    """DPM-Solver++(2M): second-order multistep ODE solver on the data prediction."""
+def _dpmpp_2m(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int,
+              spacing: str, progress: bool, start: Start | None, stochastic: bool) -> Sample:
+    """The DPM-Solver++(2M) multistep loop; ``stochastic`` selects the SDE update (see the module docstring)."""
     x, grid = _start(schedule, shape, noise, steps, spacing, start)
     x0_prev: torch.Tensor | None = None
     h_prev = 0.0
-    for t, s in _progress(list(zip(grid[:-1], grid[1:])), progress, "dpm++2m"):
+    for t, s in _progress(list(zip(grid[:-1], grid[1:])), progress, "dpm++2m-sde" if stochastic else "dpm++2m"):
         x0, _ = _denoise(denoiser, schedule, x, t)
         if s is None:
             x = x0  # lower-order final step: sigma_s = 0
             break
         alpha_t, sigma_t = _coefficients(schedule, t)
         alpha_s, sigma_s = _coefficients(schedule, s)
-        h = math.log(alpha_s / sigma_s) - math.log(alpha_t / sigma_t)  # lambda_s - lambda_t
-        d = x0
-        if x0_prev is not None:
-            r = h_prev / h
-            d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
-        x = (sigma_s / sigma_t) * x - alpha_s * math.expm1(-h) * d
+        h = math.log(alpha_s / sigma_s) - math.log(alpha_t / sigma_t)  # lambda_s - lambda_t > 0
+        d = x0 if x0_prev is None else x0 + (h / (2 * h_prev)) * (x0 - x0_prev)  # D = x0 + (x0 - x0_prev) / (2 r)
+        if stochastic:
+            x = (sigma_s / sigma_t) * math.exp(-h) * x - alpha_s * math.expm1(-2 * h) * d
+            x = x + sigma_s * math.sqrt(-math.expm1(-2 * h)) * noise.randn(shape[1:])
+        else:
+            x = (sigma_s / sigma_t) * x - alpha_s * math.expm1(-h) * d
         x0_prev, h_prev = x0, h
     return Sample(x, steps)
 
 
-@torch.no_grad()
+def dpmpp_2m(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int = 25,
+             spacing: str = "quadratic", progress: bool = False, start: Start | None = None) -> Sample:
+    """DPM-Solver++(2M): second-order multistep ODE solver on the data prediction."""
+    return _dpmpp_2m(denoiser, schedule, shape, noise, steps, spacing, progress, start, stochastic=False)
+
+
 def dpmpp_2m_sde(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int = 50,
                  spacing: str = "quadratic", progress: bool = False, start: Start | None = None) -> Sample:
     """SDE-DPM-Solver++(2M): second-order multistep solver of the reverse SDE on the data prediction."""
-    x, grid = _start(schedule, shape, noise, steps, spacing, start)
-    x0_prev: torch.Tensor | None = None
-    h_prev = 0.0
-    for t, s in _progress(list(zip(grid[:-1], grid[1:])), progress, "dpm++2m-sde"):
-        x0, _ = _denoise(denoiser, schedule, x, t)
-        if s is None:
-            x = x0  # final jump to sigma = 0
-            break
-        alpha_t, sigma_t = _coefficients(schedule, t)
-        alpha_s, sigma_s = _coefficients(schedule, s)
-        h = math.log(alpha_s / sigma_s) - math.log(alpha_t / sigma_t)  # lambda_s - lambda_t > 0
-        d = x0
-        if x0_prev is not None:
-            d = x0 + (1 / (2 * (h_prev / h))) * (x0 - x0_prev)
-        x = (sigma_s / sigma_t) * math.exp(-h) * x - alpha_s * math.expm1(-2 * h) * d
-        x = x + sigma_s * math.sqrt(-math.expm1(-2 * h)) * noise.randn(shape[1:])
-        x0_prev, h_prev = x0, h
-    return Sample(x, steps)
+    return _dpmpp_2m(denoiser, schedule, shape, noise, steps, spacing, progress, start, stochastic=True)
 
 
 SAMPLERS: dict[str, Callable[..., Sample]] = {"ddpm": ddpm_ancestral, "ddim": ddim, "dpmpp_2m": dpmpp_2m,

@@ -1,0 +1,185 @@
+"""Measure editing and personal lead completion on one fold (tune on 7, report on 8), tables and figures.
+
+Completion: for each same-patient pair of the fold, the TARGET's recorded leads (lead I; I + II; the six limb
+leads) are given and the other leads reconstructed by
+  (a) personal completion: the reference (the patient's earlier ECG) gives the person,
+  (b) population completion: no reference (learned null base vector),
+  (c) linear regression from the given leads, fitted on the train folds,
+  (d) copy: the earlier ECG's own leads.
+Per missing lead: median Pearson r over records and RMSE (mV) against the real target; the mean precordial r
+difference personal - each other arm with a 95% paired bootstrap CI over patients.
+
+Editing: each pair's REFERENCE edited under the TARGET's condition at several strengths: RMSE to the recording,
+target-label macro-AUROC (reference classifier), HR MAE against the target HR, identification top-1 among
+the fold's real targets (own source record excluded); a figure of one ECG edited at 3 strengths.
+
+    python scripts/eval_editing.py --fold 7 --out outputs/editing_fold7          # tuning
+    python scripts/eval_editing.py --fold 8 --out docs/editing                    # report
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ecgtwin.api import TwinModel
+from ecgtwin.constants import LEADS
+from ecgtwin.editing import complete_leads, edit_ecgs
+from ecgtwin.eval.completion import LeadRegression, lead_scores, pearson_per_record
+from ecgtwin.eval.harness_data import datamodule_for, select_pairs, split_arrays, twin_specs
+from ecgtwin.eval.metrics import bootstrap_ci
+from ecgtwin.pipeline import resolve_sampling
+
+GIVEN = {"I": ("I",), "I+II": ("I", "II"), "limb leads": ("I", "II", "III", "aVR", "aVL", "aVF")}
+PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
+STRENGTHS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+
+
+def precordial_r(recon: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Mean Pearson r over V1-V6 per record (N,)."""
+    rows = [LEADS.index(v) for v in PRECORDIAL]
+    return np.nanmean(pearson_per_record(recon[:, rows], real[:, rows]), axis=1)
+
+
+def paired_diff_ci(a: np.ndarray, b: np.ndarray, patient: np.ndarray, n_boot: int = 500) -> tuple[float, float, float]:
+    """Mean of a - b with a 95% bootstrap CI resampling whole patients."""
+    rng = np.random.default_rng(0)
+    ids = np.unique(patient)
+    groups = [np.flatnonzero(patient == p) for p in ids]
+    diff = a - b
+    stats = []
+    for _ in range(n_boot):
+        rows = np.concatenate([groups[i] for i in rng.integers(0, len(ids), len(ids))])
+        stats.append(np.nanmean(diff[rows]))
+    return float(np.nanmean(diff)), float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
+
+
+def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args) -> dict:  # type: ignore[no-untyped-def]
+    results = {}
+    seeds = list(range(len(pairs)))
+    for name, given in GIVEN.items():
+        rows = [LEADS.index(g) for g in given]
+        partial = pairs.target[:, rows]  # (P, k, L)
+        arms = {
+            "personal": complete_leads(model, partial, given, reference=pairs.reference, seeds=seeds, options=options,
+                                       batch_size=args.batch_size),
+            "population": complete_leads(model, partial, given, reference=None, seeds=seeds, options=options,
+                                         batch_size=args.batch_size),
+            "regression": LeadRegression(given).fit(train).predict(partial),
+            "copy": pairs.reference,
+        }
+        missing = [lead for lead in LEADS if lead not in given]
+        r_prec = {arm: precordial_r(x, pairs.target) for arm, x in arms.items()}
+        results[name] = {
+            "per_lead": {arm: lead_scores(x, pairs.target, missing) for arm, x in arms.items()},
+            "precordial_r_mean": {arm: float(np.nanmean(v)) for arm, v in r_prec.items()},
+            "personal_minus": {arm: paired_diff_ci(r_prec["personal"], r_prec[arm], pairs.patient_id)
+                               for arm in arms if arm != "personal"},
+            "kept_max_abs_mV": float(np.abs(arms["personal"][:, rows] - partial).max()),
+        }
+        print(f"  completion from {name}: precordial r " + ", ".join(f"{a} {v:.3f}" for a, v in
+                                                                      results[name]["precordial_r_mean"].items()),
+              flush=True)
+    return results
+
+
+def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path) -> dict:  # type: ignore[no-untyped-def]
+    from ecgtwin.eval.clinical import heart_rates
+    from ecgtwin.eval.harness import base_vectors_of
+    from ecgtwin.eval.harness_data import classifier_columns
+    from ecgtwin.eval.harness_metrics import consistency_section
+    from ecgtwin.eval.metrics import macro_auroc
+
+    specs = twin_specs(model, pairs)
+    target_hr = np.array([np.nan if s.hr is None else s.hr for s in specs])
+    z_ref = base_vectors_of(model, pairs.reference, pairs.reference_labels, pairs.reference_meta)
+    z_tgt = base_vectors_of(model, pairs.target, pairs.target_labels, pairs.target_meta)
+    columns = classifier_columns(model.vocabulary, classifier) if classifier is not None else None
+    rows, examples = {}, {}
+    for strength in STRENGTHS:
+        edited = edit_ecgs(model, specs, strength, options, batch_size=args.batch_size)
+        z = base_vectors_of(model, edited, pairs.target_labels, pairs.target_meta)
+        ident = consistency_section({"edit": z}, z_ref, z_tgt, pairs.patient_id, pairs.reference_record,
+                                    pairs.target_record)["edit"]
+        row = {"rmse_to_recording_mV": float(np.sqrt(np.mean((edited - pairs.reference) ** 2))),
+               "hr_mae_bpm": float(np.nanmean(np.abs(heart_rates(edited, model.fs) - target_hr))),
+               "id_top1": ident["id_top1"], "ibe_cosine": ident["cosine_mean"]}
+        if classifier is not None:
+            from ecgtwin.eval.classifier_fit import predict_logits
+
+            logits = predict_logits(classifier, edited)
+            point, low, high = bootstrap_ci(macro_auroc, pairs.target_labels[:, columns], logits, n_boot=200)
+            row.update(target_auroc=point, target_auroc_low=low, target_auroc_high=high)
+        rows[strength] = row
+        examples[strength] = edited[0]
+        print(f"  edit strength {strength:g}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+    plot_edits(pairs.reference[0], examples, specs[0], model.fs, out / "edit_strengths.png")
+    return {str(k): v for k, v in rows.items()}
+
+
+def plot_edits(recording: np.ndarray, edited: dict, spec, fs: int, path: Path) -> None:  # type: ignore[no-untyped-def]
+    import matplotlib.pyplot as plt
+
+    shown = [s for s in (0.2, 0.5, 1.0) if s in edited]
+    leads = ("II", "V2", "V5")
+    fig, axes = plt.subplots(len(leads), 1 + len(shown), figsize=(3.2 * (1 + len(shown)), 1.8 * len(leads)),
+                             sharex=True, sharey="row")
+    t = np.arange(recording.shape[-1]) / fs
+    for col, (title, x) in enumerate([("recording", recording)] + [(f"strength {s:g}", edited[s]) for s in shown]):
+        for row, lead in enumerate(leads):
+            ax = axes[row, col]
+            ax.plot(t, x[LEADS.index(lead)], lw=0.7, color="k" if col == 0 else "C3")
+            ax.set_xlim(0, 4)
+            if row == 0:
+                ax.set_title(title, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(f"{lead} (mV)")
+    fig.suptitle(f"editing towards {', '.join(spec.labels) or 'no label'}"
+                 f"{'' if spec.hr is None else f', HR {spec.hr:.0f} bpm'}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--root", default="../shared/data/ptbxl100")
+    p.add_argument("--fold", type=int, choices=(7, 8), required=True, help="7 = tuning, 8 = the reported fold")
+    p.add_argument("--classifier", default="ecgtwin/assets/classifier_ptbxl100.ckpt")
+    p.add_argument("--max-pairs", type=int, default=None)
+    p.add_argument("--train-records", type=int, default=2000, help="train records for the regression baseline")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--parts", nargs="+", default=["completion", "editing"], choices=("completion", "editing"))
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = TwinModel.load(args.checkpoint)
+    other = 8 if args.fold == 7 else 7
+    dm = datamodule_for(model, args.root, {"train_folds": [1, 2, 3, 4, 5, 6], "val_folds": [other],
+                                           "test_folds": [args.fold]}, progress=False)
+    pairs = select_pairs(dm, args.max_pairs, seed=0, split="test")
+    options = resolve_sampling()
+    report = {"checkpoint": str(model.checkpoint_path), "fold": args.fold, "n_pairs": len(pairs),
+              "n_patients": int(len(np.unique(pairs.patient_id))), "sampling": repr(options)}
+    if "completion" in args.parts:
+        train, _, _ = split_arrays(dm, "train", args.train_records)
+        report["completion"] = completion_part(model, pairs, train, options, args)
+    if "editing" in args.parts:
+        classifier = None
+        if args.classifier:
+            from ecgtwin.eval.harness_data import classifier_label_names
+            from ecgtwin.training.classifier_module import load_classifier
+
+            classifier = load_classifier(args.classifier)
+            classifier.label_names = classifier_label_names(args.classifier)
+        report["editing"] = editing_part(model, pairs, classifier, options, args, out)
+    (out / "editing_completion.json").write_text(json.dumps(report, indent=1, default=float))
+    print(f"wrote {out / 'editing_completion.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -306,6 +307,24 @@ class TwinModel:
         bar.close()
         return out
 
+
+    def edit(self, specs: Sequence[TwinSpec], strength: float, options: SamplingOptions | None = None,
+             batch_size: int = 16, progress: bool = True) -> np.ndarray:
+        """Each spec's reference edited towards its target condition at ``strength`` in (0, 1] (SDEdit):
+        (N, 12, L) mV; -> 0 returns the recording, 1 is an ordinary twin (:func:`ecgtwin.editing.edit_ecgs`)."""
+        from ecgtwin.editing import edit_ecgs
+
+        with torch_threads(self.threads):
+            return edit_ecgs(self, specs, strength, resolve_sampling(defaults=options), batch_size, progress)
+
+    def complete(self, partial: np.ndarray, leads: Sequence[str], reference: np.ndarray | None = None,
+                 **kwargs: Any) -> np.ndarray:
+        """Full 12-lead ECGs (N, 12, L) from recorded ``leads`` (N or 1, k, L), personal with an earlier 12-lead
+        ``reference`` of the same person, else population (:func:`ecgtwin.editing.complete_leads`)."""
+        from ecgtwin.editing import complete_leads
+
+        with torch_threads(self.threads):
+            return complete_leads(self, partial, leads, reference, **kwargs)
 
     @torch.no_grad()
     def estimate_seconds(self, num: int, options: SamplingOptions | None = None, batch_size: int = 16) -> float:

@@ -130,6 +130,13 @@ def test_single_label_string_and_empty_conditions(tiny_model: TwinModel, referen
     np.testing.assert_allclose(written, empty[0], atol=1e-3)
 
 
-def test_estimate_is_positive_and_scales_with_the_number_of_twins(tiny_model: TwinModel) -> None:
+def test_estimate_is_positive_and_scales_with_the_number_of_twins(tiny_model: TwinModel,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import ecgtwin.api
+
+    assert tiny_model.estimate_seconds(4, batch_size=4) > 0  # a real timing
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(ecgtwin.api.time, "perf_counter", lambda: 0.1 * next(ticks))  # every timed step: 0.1 s
     one_batch = tiny_model.estimate_seconds(4, batch_size=4)
-    assert one_batch > 0 and tiny_model.estimate_seconds(400, batch_size=4) > 50 * one_batch
+    assert tiny_model.estimate_seconds(400, batch_size=4) == pytest.approx(100 * one_batch)
+    assert tiny_model.estimate_seconds(401, batch_size=4) == pytest.approx(101 * one_batch)

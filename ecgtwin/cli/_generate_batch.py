@@ -42,6 +42,18 @@ class RunSampling:
 
     options: SamplingOptions
     batch_size: int = 16
+    edit_strength: float | None = None
+    """``generate-ecg --edit --strength S``: each output is the reference edited at strength S (SDEdit)."""
+
+    @property
+    def mode(self) -> str:
+        """``twin``, or ``edit strength S`` (recorded in headers and the manifest)."""
+        return "twin" if self.edit_strength is None else f"edit strength {self.edit_strength:g}"
+
+    @property
+    def name_tag(self) -> str | None:
+        """Part of the record names of edits (``edit0p3``), so edits and twins of one request never collide."""
+        return None if self.edit_strength is None else "edit" + f"{self.edit_strength:g}".replace(".", "p")
 
     @property
     def sampler(self) -> str:
@@ -130,9 +142,14 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def plan_jobs(requests: Sequence[TwinRequest]) -> list[TwinJob]:
-    """All twins of ``requests`` in request order, ``num`` per request."""
-    return [TwinJob(r, i, name) for r in requests for i, name in enumerate(r.record_names())]
+def plan_jobs(requests: Sequence[TwinRequest], tag: str | None = None) -> list[TwinJob]:
+    """All twins of ``requests`` in request order, ``num`` per request (``tag`` goes after the reference name)."""
+    def named(request: TwinRequest, name: str) -> str:
+        if tag is None:
+            return name
+        return f"{request.reference_name}__{tag}{name[len(request.reference_name):]}"
+
+    return [TwinJob(r, i, named(r, name)) for r in requests for i, name in enumerate(r.record_names())]
 
 
 def check_settings_match(done: Sequence[TwinJob], manifest: OutputManifest, sampling: RunSampling,
@@ -140,9 +157,9 @@ def check_settings_match(done: Sequence[TwinJob], manifest: OutputManifest, samp
     """Refuse to silently skip twins that were made with other sampling settings or another checkpoint."""
     rows = {row["record_name"]: row for row in manifest.rows()}
     now = {"sampler": sampling.sampler, "steps": sampling.steps, "guidance_condition": sampling.guidance_condition,
-           "guidance_person": sampling.guidance_person, "checkpoint": checkpoint_hash}
+           "guidance_person": sampling.guidance_person, "checkpoint": checkpoint_hash, "mode": sampling.mode}
     for job in done:
-        row = rows[job.record_name]
+        row = {"mode": "twin", **{k: v for k, v in rows[job.record_name].items() if v != "" or k != "mode"}}
         for key, value in now.items():
             same = row[key] == value if isinstance(value, str) else _same_number(row[key], value)
             if not same:
@@ -211,13 +228,13 @@ def prepare_jobs(requests: RequestManifest, model: Any, manifest: OutputManifest
     """Check every request against the loaded model (bad manifest rows are rejected, see
     :mod:`~ecgtwin.cli._generate_checks`) and split its twins into done and pending; nothing is generated yet."""
     canonicalize(requests, model)
-    jobs = plan_jobs(requests.requests)
+    jobs = plan_jobs(requests.requests, sampling.name_tag)
     done_names = set() if overwrite else {j.record_name for j in jobs if manifest.already_written(j.record_name)}
     wanted = [j.request for j in jobs if j.record_name not in done_names
               or (plot and not png_path(manifest.out_dir, j).is_file())]
     references = load_references(requests, wanted, model, reference_options)
     specs: dict[str, Any] = {}
-    for job in plan_jobs(requests.requests):
+    for job in plan_jobs(requests.requests, sampling.name_tag):
         if job.record_name in done_names or job.request not in requests.requests:
             continue
         spec = specs[job.record_name] = build_spec(job, references[reference_key(job.request)], reference_options,
@@ -226,7 +243,7 @@ def prepare_jobs(requests: RequestManifest, model: Any, manifest: OutputManifest
             model.validate(spec)
         except ValueError as exc:
             reject(requests, job.request, f"twin {job.record_name}: {exc}")
-    jobs = plan_jobs(requests.requests)
+    jobs = plan_jobs(requests.requests, sampling.name_tag)
     pending = [j for j in jobs if j.record_name not in done_names]
     done = [j for j in jobs if j.record_name in done_names]
     return Plan(pending=pending, specs=[specs[j.record_name] for j in pending], done=done, references=references)
@@ -270,6 +287,7 @@ def twin_provenance(job: TwinJob, spec: Any, loaded: LoadedReference, sampling: 
         "reference_age": _fmt(spec.reference_age),
         "reference_sex": _fmt(spec.reference_sex),
         **loaded.reference.transformations(),
+        "mode": sampling.mode,
         "sampler": sampling.sampler,
         "steps": str(sampling.steps),
         "guidance_condition": _fmt(float(sampling.guidance_condition)),
@@ -327,9 +345,12 @@ def run_plan(plan: Plan, model: Any, manifest: OutputManifest, sampling: RunSamp
         for first in range(0, len(plan.pending), sampling.batch_size):
             jobs = plan.pending[first:first + sampling.batch_size]
             specs = plan.specs[first:first + sampling.batch_size]
-            signals = np.asarray(model.generate(
-                specs, options=sampling.options, batch_size=sampling.batch_size, progress=False,
-            ))
+            if sampling.edit_strength is None:
+                signals = np.asarray(model.generate(specs, options=sampling.options, batch_size=sampling.batch_size,
+                                                    progress=False))
+            else:
+                signals = np.asarray(model.edit(specs, sampling.edit_strength, options=sampling.options,
+                                                batch_size=sampling.batch_size, progress=False))
             if signals.shape != (len(jobs), N_LEADS, model.length):
                 raise RuntimeError(f"TwinModel.generate returned {signals.shape}, expected {(len(jobs), N_LEADS, model.length)}")
             for job, spec, signal in zip(jobs, specs, signals):  # signal: (12, L) mV

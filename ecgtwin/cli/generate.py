@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--offset", type=float, metavar="SECONDS",
                      help="start of the reference window the model uses (default 0: the first seconds)")
 
+    edit = p.add_argument_group("editing (instead of twins drawn from noise)")
+    edit.add_argument("--edit", action="store_true",
+                      help="edit the reference itself towards the target condition (SDEdit): the output stays as close "
+                           "to the recording as --strength says")
+    edit.add_argument("--strength", type=float, metavar="S",
+                      help="with --edit: noise level in (0, 1] the recording is taken to; near 0 returns the recording, "
+                           "1 is an ordinary twin (e.g. 0.3 keeps the beats, 0.6 changes the morphology)")
+
     gen = p.add_argument_group("sampling")
     gen.add_argument("--sampler", metavar="NAME",
                      help=f"sampler, e.g. dpmpp_2m or ddpm ({DEFAULTS_NOTE}; an unknown name lists all)")
@@ -129,6 +137,12 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--condition is required with --reference (e.g. --condition MI or --condition MI,STTC)")
     elif args.skip_invalid:
         raise UsageError("--skip-invalid applies to --manifest rows")
+    if args.edit and args.strength is None:
+        raise UsageError("--edit needs --strength S, 0 < S <= 1 (e.g. --strength 0.3)")
+    if args.strength is not None and not args.edit:
+        raise UsageError("--strength applies to --edit")
+    if args.strength is not None and not (math.isfinite(args.strength) and 0 < args.strength <= 1):
+        raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
     args.num = 1 if args.num is None else args.num
     args.seed = 0 if args.seed is None else args.seed
     args.offset = 0.0 if args.offset is None else args.offset
@@ -223,7 +237,7 @@ def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> 
     model = _load_checked(loader, args)
     from ecgtwin.api import TwinSpec
 
-    sampling = batch.RunSampling(args.sampling, args.batch_size)
+    sampling = batch.RunSampling(args.sampling, args.batch_size, args.strength if args.edit else None)
     ref_labels = None
     if args.reference_condition is not None:
         ref_labels = checks.canonical_labels(args.reference_condition, model.vocabulary, "--reference-condition")

@@ -314,6 +314,8 @@ class TwinRow:
     reference_lead_names: str = ""
     reference_hr: str = ""
     """What was done to the reference (``Reference.transformations``) and the HR assumed for it."""
+    mode: str = "twin"
+    """``twin``, or ``edit strength S`` (``generate-ecg --edit``)."""
 
 
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TwinRow))

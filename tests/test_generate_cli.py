@@ -375,7 +375,7 @@ def test_manifest_problems_exit_2(tmp_path: Path, records: list[Path], vocabular
     assert run(["--manifest", str(bad_hr), "--condition", "MI", "--num", "2", "--out", out], model) == 2
     assert "--condition, --num cannot be combined with --manifest" in capsys.readouterr().err
     assert main(["--out", out], model_loader=lambda c, d: model) == 2
-    assert "one of the arguments --reference --manifest is required" in capsys.readouterr().err
+    assert "give --reference RECORD, --manifest FILE.csv or --complete PARTIAL" in capsys.readouterr().err
     assert model.calls == [] and not Path(out).exists()
 
 

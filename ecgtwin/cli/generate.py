@@ -3,6 +3,12 @@
 One reference:
   generate-ecg --reference data/ptbxl_sample/records100/01000/01495_lr --condition MI --num 3 --out twins --plot
 
+Edit the recording itself towards a condition (SDEdit; strength 0-1):
+  generate-ecg --reference REC --condition MI --edit --strength 0.3 --out edits
+
+Complete a few recorded leads (e.g. lead I of a watch) to a personal 12-lead ECG:
+  generate-ecg --complete PARTIAL --leads I --reference EARLIER_12_LEAD_REC --num 3 --out completed
+
 Thousands of twins (one CSV row per reference x target condition; columns
 reference, condition [, hr, age, sex, num, seed, offset, rhythm]; see ecgtwin.io.manifest):
   generate-ecg --manifest requests.csv --out twins --batch-size 64 --device cuda
@@ -59,9 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``generate-ecg`` argument parser (no heavy imports)."""
     p = argparse.ArgumentParser(prog="generate-ecg", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = p.add_argument_group("input (one of)").add_mutually_exclusive_group(required=True)
-    source.add_argument("--reference", metavar="RECORD", help="12-lead WFDB record (path with or without .hea)")
+    inputs = p.add_argument_group("input (--reference, --manifest or --complete)")
+    source = inputs.add_mutually_exclusive_group()
+    source.add_argument("--reference", metavar="RECORD",
+                        help="12-lead WFDB record (path with or without .hea); with --complete: an earlier 12-lead "
+                             "ECG of the same person (without it, completion is for the population)")
     source.add_argument("--manifest", metavar="FILE.csv", help="batch request CSV, one row per reference x condition")
+    inputs.add_argument("--complete", metavar="PARTIAL",
+                        help="WFDB record holding some of the 12 leads: complete it to a full 12-lead ECG")
+    inputs.add_argument("--leads", metavar="LEAD[,LEAD...]",
+                        help="with --complete: the recorded leads to keep (default: every standard lead it holds)")
 
     target = p.add_argument_group("target (with --reference; per row with --manifest)")
     target.add_argument("--condition", type=_labels, metavar="LABEL[,LABEL...]",
@@ -128,7 +141,13 @@ def _check_range(value: float | None, option: str, bounds: tuple[float, float]) 
 def check_args(args: argparse.Namespace) -> None:
     """Everything checkable without the model; fills defaults (num, seed, ``sampling`` from
     ``ecgtwin.pipeline.DEFAULT_SAMPLING``). Raises :class:`UsageError`."""
-    if args.manifest is not None:
+    if args.complete is None and args.reference is None and args.manifest is None:
+        raise UsageError("give --reference RECORD, --manifest FILE.csv or --complete PARTIAL")
+    if args.leads is not None and args.complete is None:
+        raise UsageError("--leads applies to --complete")
+    if args.complete is not None:
+        pass  # the target condition is optional: the recorded leads decide
+    elif args.manifest is not None:
         given = [f"--{name}" for name in PER_TWIN_OPTIONS if getattr(args, name) is not None]
         if given:
             raise UsageError(f"{', '.join(given)} cannot be combined with --manifest: give them per row "
@@ -222,6 +241,11 @@ def _run(args: argparse.Namespace, loader: Callable[[str | None, str], Any]) -> 
     except ValueError as exc:
         raise UsageError(f"--threads: {exc}") from None
     check_args(args)
+    if args.complete is not None:
+        from ecgtwin.cli import _generate_complete as completion
+
+        leads = completion.check_completion_args(args)
+        return completion.run_completion(args, _load_checked(loader, args), leads)
     from ecgtwin.cli import _generate_batch as batch
     from ecgtwin.cli import _generate_checks as checks
     from ecgtwin.io.manifest import OutputManifest

@@ -40,7 +40,8 @@ _BYTES_PER_SAMPLE: dict[str, float] = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 
 class WFDBHeader:
     """A WFDB header checked for the 12 standard leads (see :func:`read_header`).
 
-    ``columns[k]`` is the file column of ``LEADS[k]``; ``units[k]`` its unit as
+    ``columns[k]`` is the file column of ``LEADS[k]`` (-1: not recorded, partial records
+    read with ``allow_missing``); ``units[k]`` its unit as
     written (``"mV"`` where the header gives none) and ``scales_to_mv[k]`` the
     factor to mV. ``signal_files`` pairs each column's ``.dat`` file with its format.
     """
@@ -70,13 +71,15 @@ def header_path(path: str | os.PathLike[str]) -> Path:
 
 
 def lead_columns(
-    names: Sequence[str], where: str | os.PathLike[str], error: type[ECGFileError] = ECGDataError, *, only_standard: bool = True
+    names: Sequence[str], where: str | os.PathLike[str], error: type[ECGFileError] = ECGDataError, *, only_standard: bool = True,
+    allow_missing: bool = False,
 ) -> tuple[int, ...]:
     """File column of each lead of ``LEADS``, names mapped by :func:`~ecgtwin.constants.canonical_lead`
     (any case, ``DII`` is II, ``AVR`` is aVR, ``"V1 "`` is V1).
 
     With ``only_standard`` the file must hold exactly the 12 standard leads; otherwise
-    extra channels (e.g. Frank leads X, Y, Z) are ignored. Missing or repeated leads raise.
+    extra channels (e.g. Frank leads X, Y, Z) are ignored. Repeated leads raise; missing ones
+    too, unless ``allow_missing`` (a partial record: their column is -1; at least one lead needed).
     """
     keys = [canonical_lead(name) for name in names]
     if only_standard and len(names) != N_LEADS:
@@ -91,8 +94,10 @@ def lead_columns(
             raise error(where, f"lead {lead} appears {len(hits)} times ({[names[i] for i in hits]})")
         columns.append(hits[0] if hits else -1)
     missing = [lead for lead, column in zip(LEADS, columns) if column < 0]
-    if missing:
+    if missing and not allow_missing:
         raise error(where, f"missing leads {', '.join(missing)} (found {', '.join(names)})")
+    if len(missing) == N_LEADS:
+        raise error(where, f"no standard lead among the channels {', '.join(names)}; expected names from {', '.join(LEADS)}")
     return tuple(columns)
 
 
@@ -102,6 +107,7 @@ def read_header(
     *,
     only_standard: bool = True,
     expected_fs: float | None = None,
+    allow_missing: bool = False,
 ) -> WFDBHeader:
     """Read and check a record's ``.hea``: leads (see :func:`lead_columns`), sampling rate, units.
 
@@ -110,6 +116,7 @@ def read_header(
         error: exception class raised (with the ``.hea`` path) for every problem.
         only_standard: require exactly the 12 standard leads (else extra channels are ignored).
         expected_fs: if given, a record at another sampling rate raises.
+        allow_missing: a partial record (some of the 12 leads); their columns are -1.
     """
     import wfdb
 
@@ -124,12 +131,12 @@ def read_header(
     if not header.sig_name or not header.sig_len:
         raise error(hea, "header lists no signals or no samples")
     names = tuple(header.sig_name)
-    columns = lead_columns(names, hea, error, only_standard=only_standard)
+    columns = lead_columns(names, hea, error, only_standard=only_standard, allow_missing=allow_missing)
     fs = float(header.fs)
     if expected_fs is not None and abs(fs - float(expected_fs)) > 1e-6:
         raise error(hea, f"sampling rate {fs:g} Hz, expected {float(expected_fs):g} Hz")
     written = list(header.units or [])
-    units = tuple((written[c] if c < len(written) else "").strip() or UNITS for c in columns)
+    units = tuple((written[c] if 0 <= c < len(written) else "").strip() or UNITS for c in columns)
     unsupported = sorted({u for u in units if u.lower() not in UNIT_TO_MV})
     if unsupported:
         raise error(hea, f"unsupported signal units {unsupported} (expected mV, uV or V)")
@@ -162,7 +169,8 @@ def check_signal_files(header: WFDBHeader, error: type[ECGFileError]) -> None:
 
 
 def read_leads(header: WFDBHeader, error: type[ECGFileError] = ECGDataError) -> np.ndarray:
-    """The 12 standard leads of a record as float64 ``(12, L)`` in mV, ``LEADS`` order; NaN kept.
+    """The 12 standard leads of a record as float64 ``(12, L)`` in mV, ``LEADS`` order; NaN kept
+    (unrecorded leads of a partial record are all NaN).
 
     A missing, short or corrupt ``.dat`` raises ``error`` naming the ``.dat`` file.
     """
@@ -178,7 +186,10 @@ def read_leads(header: WFDBHeader, error: type[ECGFileError] = ECGDataError) -> 
     if samples is None or samples.shape != expected:
         raise error(header.path, f"read {None if samples is None else samples.shape} samples, header says {expected}")
     scales = np.array(header.scales_to_mv)[:, None]  # (12, 1)
-    return samples[:, list(header.columns)].T * scales  # (12, L) mV, LEADS order
+    columns = np.array(header.columns)
+    out = samples[:, np.maximum(columns, 0)].T * scales  # (12, L) mV, LEADS order
+    out[columns < 0] = np.nan  # leads a partial record does not hold
+    return out
 
 
 def read_wfdb(path: str | os.PathLike[str], expected_fs: float | None = None) -> tuple[np.ndarray, float]:

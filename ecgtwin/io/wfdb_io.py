@@ -84,6 +84,8 @@ class Reference:
     nan_filled: int = 0
     dropped_channels: tuple[str, ...] = ()
     mapped_leads: tuple[tuple[str, str], ...] = ()
+    leads: tuple[str, ...] = LEADS
+    """The leads ``signal`` holds, in LEADS order: all 12, or those of a partial record (``read_reference(partial=True)``)."""
 
     @property
     def seconds(self) -> float:
@@ -150,9 +152,10 @@ def _interpolate_nans(lead: np.ndarray) -> np.ndarray:
 
 
 def read_reference(
-    path: str | os.PathLike[str], target_fs: int = DEFAULT_FS, seconds: float = DEFAULT_SECONDS, offset: float = 0.0
+    path: str | os.PathLike[str], target_fs: int = DEFAULT_FS, seconds: float = DEFAULT_SECONDS, offset: float = 0.0,
+    partial: bool = False,
 ) -> Reference:
-    """Read a user's 12-lead WFDB record as the reference of a twin.
+    """Read a user's 12-lead WFDB record as the reference of a twin (or, ``partial``, the leads a record holds).
 
     Args:
         path: record path, with or without ``.hea`` (``.dat`` is also accepted).
@@ -161,6 +164,8 @@ def read_reference(
         seconds: duration used: the window ``offset .. offset + seconds`` of the
             record (no padding: a padded reference would teach the model a flat tail).
         offset: start of the window in seconds (default 0: the first ``seconds``).
+        partial: accept a record with only some of the 12 leads (lead completion); ``signal`` is then
+            ``(k, L)`` for the ``k`` leads in ``Reference.leads``.
 
     Channels other than the 12 standard leads (e.g. Frank leads X, Y, Z) are
     dropped; names are mapped by :func:`~ecgtwin.constants.canonical_lead` (``AVR``,
@@ -175,8 +180,10 @@ def read_reference(
         raise ValueError(f"target_fs and seconds must be positive, got {target_fs} Hz, {seconds} s")
     if not (math.isfinite(offset) and offset >= 0):
         raise ECGInputError(header_path(path), f"offset must be a number of seconds >= 0, got {offset}")
-    header = check_reference(path)
+    header = check_reference(path, allow_missing=partial)
     hea, original_fs = header.path, header.fs
+    present = [k for k, c in enumerate(header.columns) if c >= 0]  # rows of LEADS the record holds
+    names = tuple(LEADS[k] for k in present)
     start = int(round(offset * original_fs))
     needed = int(np.ceil(seconds * original_fs - 1e-9))
     duration = header.n_samples / original_fs
@@ -190,29 +197,29 @@ def read_reference(
     # Keep up to 1 s of margin on each side of the window so the resampling filter has no edge effect in it.
     margin = int(np.ceil(original_fs))
     first, last = max(0, start - margin), min(header.n_samples, start + needed + margin)
-    signal = leads[:, first:last]  # (12, last - first) mV, LEADS order
+    signal = leads[present, first:last]  # (k, last - first) mV, LEADS order (k = 12 unless partial)
     window = slice(start - first, start - first + needed)
 
     notes: list[str] = []
-    nan_counts = np.isnan(signal[:, window]).sum(axis=1)  # (12,)
-    all_nan = [lead for lead, n in zip(LEADS, nan_counts) if n == needed]
+    nan_counts = np.isnan(signal[:, window]).sum(axis=1)  # (k,)
+    all_nan = [lead for lead, n in zip(names, nan_counts) if n == needed]
     if all_nan:
         raise ECGInputError(hea, f"leads {', '.join(all_nan)} have no valid samples (all NaN)")
     if np.isnan(signal).any():
-        signal = np.stack([_interpolate_nans(lead) for lead in signal])  # (12, last - first)
+        signal = np.stack([_interpolate_nans(lead) for lead in signal])  # (k, last - first)
     if nan_counts.any():
         notes.append(f"interpolated {int(nan_counts.sum())} missing (NaN) samples")
         warnings.warn(f"{hea}: {notes[-1]}", stacklevel=2)
 
-    ptp = np.ptp(signal[:, window], axis=1)  # (12,)
-    flat = [lead for lead, amp in zip(LEADS, ptp) if amp < FLAT_LEAD_MV]
+    ptp = np.ptp(signal[:, window], axis=1)  # (k,)
+    flat = [lead for lead, amp in zip(names, ptp) if amp < FLAT_LEAD_MV]
     if flat:
         raise ECGInputError(hea, f"flat line in leads {', '.join(flat)} (peak-to-peak < {FLAT_LEAD_MV} mV)")
 
     skip = 0
     if abs(original_fs - target_fs) > 1e-9:
         ratio = Fraction(target_fs) / Fraction(original_fs).limit_denominator(1000)
-        signal = resample_poly(signal, ratio.numerator, ratio.denominator, axis=1)  # (12, (last - first) * ratio)
+        signal = resample_poly(signal, ratio.numerator, ratio.denominator, axis=1)  # (k, (last - first) * ratio)
         skip = int(round((start - first) * target_fs / original_fs))
         notes.append(f"resampled {original_fs:g} Hz -> {target_fs} Hz")
     elif start > first:
@@ -223,12 +230,12 @@ def read_reference(
     used = set(header.columns)
     dropped = tuple(name for i, name in enumerate(header.channel_names) if i not in used)
     mapped = tuple((header.channel_names[c], lead) for lead, c in zip(LEADS, header.columns)
-                   if header.channel_names[c] != lead)
+                   if c >= 0 and header.channel_names[c] != lead)
     notes += [f"dropped channels {', '.join(dropped)}"] if dropped else []
     notes += [f"lead names {', '.join(f'{a}->{b}' for a, b in mapped)}"] if mapped else []
     age, sex = _demographics_from_comments(header.comments)
     return Reference(
-        signal=np.ascontiguousarray(signal[:, skip:skip + length], dtype=np.float32),  # (12, length)
+        signal=np.ascontiguousarray(signal[:, skip:skip + length], dtype=np.float32),  # (k, length)
         fs=int(target_fs),
         record_name=header.base.name,
         path=header.base,
@@ -243,10 +250,11 @@ def read_reference(
         nan_filled=int(nan_counts.sum()),
         dropped_channels=dropped,
         mapped_leads=mapped,
+        leads=names,
     )
 
 
-def check_reference(path: str | os.PathLike[str]) -> WFDBHeader:
+def check_reference(path: str | os.PathLike[str], allow_missing: bool = False) -> WFDBHeader:
     """The checks of a reference that need no model: the header (present, not empty, readable, the 12 leads,
     units) and its signal files (present, long enough). Returns the header; raises :class:`ECGInputError`."""
     hea = header_path(path)
@@ -256,7 +264,7 @@ def check_reference(path: str | os.PathLike[str]) -> WFDBHeader:
         raise ECGInputError(hea, "reference record not found (no .hea header file)")
     if not any(line.strip() and not line.lstrip().startswith("#") for line in _header_lines(hea)):
         raise ECGInputError(hea, "empty header file (no record line; is this a WFDB record?)")
-    header = read_header(hea, ECGInputError, only_standard=False)
+    header = read_header(hea, ECGInputError, only_standard=False, allow_missing=allow_missing)
     try:
         check_signal_files(header, ECGInputError)
     except ECGInputError as exc:

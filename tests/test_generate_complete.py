@@ -1,0 +1,75 @@
+"""generate-ecg --complete: partial WFDB records to full 12-lead ECGs, kept leads, provenance, errors (exit 2)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+
+from ecgtwin.cli.generate import main
+from ecgtwin.constants import LEADS
+from ecgtwin.io.wfdb_io import read_reference
+from ecgtwin.leads import lead_law_residual
+from tests.test_generator_v2 import v2_bundle, vocab  # noqa: F401  (fixtures)
+
+RECORD = Path("records100") / "01000" / "01495_lr"
+FAST = ["--sampler", "dpmpp_2m_sde", "--steps", "5", "--no-progress"]
+
+
+def partial_record(folder: Path, leads: list[str], sample_root: Path, names: list[str] | None = None) -> Path:
+    """A WFDB record holding only ``leads`` of the sample record (channel names ``names``, default the leads)."""
+    full = read_reference(sample_root / RECORD).signal  # (12, 1000) mV
+    signal = full[[LEADS.index(x) for x in leads]].T.astype(np.float64)  # (L, k)
+    folder.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp("watch", fs=100, units=["mV"] * len(leads), sig_name=names or leads, p_signal=signal,
+                fmt=["16"] * len(leads), adc_gain=[1000.0] * len(leads), baseline=[0] * len(leads),
+                write_dir=str(folder))
+    return folder / "watch"
+
+
+@pytest.mark.parametrize("personal", [True, False])
+def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path: Path, personal: bool) -> None:  # noqa: F811
+    partial = partial_record(tmp_path / "in", ["I", "II"], sample_root, names=["DI", "DII"])
+    out = tmp_path / "out"
+    argv = ["--complete", str(partial), "--checkpoint", str(v2_bundle), "--num", "2", "--out", str(out), *FAST]
+    argv += ["--reference", str(sample_root / RECORD)] if personal else []
+    assert main(argv) == 0
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert len(rows) == 2
+    assert rows[0]["mode"] == f"complete from I+II ({'personal' if personal else 'population'})"
+    kept = read_reference(partial, partial=True).signal  # (2, L) as recorded
+    for row in rows:
+        completed = wfdb.rdrecord(str(out / row["record_name"])).p_signal.T  # (12, L)
+        assert float(np.abs(completed[:2] - kept).max()) <= 1e-3  # within a 16-bit step
+        assert float(lead_law_residual(completed)) < 2e-3  # derived limb leads follow (16-bit storage)
+    header = dict(c.split(": ", 1) for c in wfdb.rdheader(str(out / rows[0]["record_name"])).comments)
+    assert header["recorded_leads"] == "I;II" and "DI->I" in header["recorded_lead_names"]
+    assert main(argv) == 0  # rerun: resumes, nothing new
+    assert len(list(csv.DictReader((out / "manifest.csv").open()))) == 2
+
+
+@pytest.mark.parametrize(("setup", "extra", "message"), [
+    ("I,II", ["--leads", "X9"], "unknown lead"),
+    ("I,II", ["--leads", "V1"], "not in"),
+    ("I,II", ["--leads", "I,DI"], "twice"),
+    ("ALL", [], "nothing to complete"),
+    ("I,II", ["--edit", "--strength", "0.3"], "cannot be combined with --complete"),
+    ("I,II", ["--reference", "PARTIAL"], "partial record cannot be the reference"),
+])
+def test_completion_errors_exit_2(sample_root: Path, v2_bundle: Path, tmp_path: Path,  # noqa: F811
+                                  capsys: pytest.CaptureFixture, setup: str, extra: list[str], message: str) -> None:
+    leads = list(LEADS) if setup == "ALL" else setup.split(",")
+    partial = partial_record(tmp_path / "in", leads, sample_root)
+    extra = [str(partial) if x == "PARTIAL" else x for x in extra]
+    code = main(["--complete", str(partial), "--checkpoint", str(v2_bundle), "--out", str(tmp_path / "o"), *FAST,
+                 *extra])
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_leads_needs_complete(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--reference", str(sample_root / RECORD), "--condition", "MI", "--leads", "I",
+                 "--out", str(tmp_path)]) == 2
+    assert "--leads applies to --complete" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path)]) == 2

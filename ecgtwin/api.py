@@ -57,6 +57,9 @@ class TwinSpec:
     """``None``: estimated from the reference signal."""
     reference_age: float | None = None
     reference_sex: str | None = None
+    preprocessed: bool = False
+    """True when ``reference`` already went through the model's preprocessing (e.g. a record of the training
+    cache, as the evaluation harness uses): it is then not high-passed a second time."""
 
     def __post_init__(self) -> None:
         # One label as a string ("MI"), or several ("MI,STTC"); "" and "none": no diagnosis label, as in generate-ecg.
@@ -239,7 +242,10 @@ class TwinModel:
         return self._estimated_hr(self._preprocess(np.asarray(signal, dtype=np.float32)[None])[0])
 
     def _reference_batch(self, specs: Sequence[TwinSpec]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        signals = self._preprocess(np.stack([np.asarray(s.reference, dtype=np.float32) for s in specs]))  # (B, 12, L)
+        signals = np.stack([np.asarray(s.reference, dtype=np.float32) for s in specs])  # (B, 12, L) mV
+        raw = [i for i, s in enumerate(specs) if not s.preprocessed]
+        if raw:
+            signals[raw] = self._preprocess(signals[raw])  # the high-pass, once
         rows = []
         for spec, signal in zip(specs, signals):
             hr = float(spec.reference_hr) if spec.reference_hr is not None else self._estimated_hr(signal)

@@ -140,3 +140,15 @@ def test_estimate_is_positive_and_scales_with_the_number_of_twins(tiny_model: Tw
     one_batch = tiny_model.estimate_seconds(4, batch_size=4)
     assert tiny_model.estimate_seconds(400, batch_size=4) == pytest.approx(100 * one_batch)
     assert tiny_model.estimate_seconds(401, batch_size=4) == pytest.approx(101 * one_batch)
+
+
+def test_preprocessed_references_are_not_filtered_twice(tiny_model: TwinModel, sample_root: Path) -> None:
+    raw = read_reference(sample_root / "records100" / "01000" / "01495_lr").signal
+    filtered = tiny_model._preprocess(raw[None])[0]  # what the model does to a raw reference (0.5 Hz high-pass)
+    assert not np.allclose(filtered, raw, atol=1e-3)
+    spec = dict(labels=["MI"], reference_labels=["NORM"], reference_hr=70.0)
+    from_raw = tiny_model.base_vectors([TwinSpec(raw, **spec)])
+    from_cache = tiny_model.base_vectors([TwinSpec(filtered, preprocessed=True, **spec)])
+    twice = tiny_model.base_vectors([TwinSpec(filtered, **spec)])
+    np.testing.assert_allclose(from_cache, from_raw, atol=1e-5)  # the same filter, applied once
+    assert not np.allclose(twice, from_raw, atol=1e-5)  # what the harness used to do

@@ -191,6 +191,7 @@ def twin_specs(model: TwinModel, pairs: PairArrays, seed: int = 0, hr_override: 
             target["hr"] = float(hr_override)
         ref = condition_of(model, pairs.reference_labels, pairs.reference_meta, int(i))
         specs.append(TwinSpec(reference=pairs.reference[i], seed=seed + int(i), reference_labels=ref["labels"],
+                              preprocessed=True,
                               reference_hr=ref["hr"], reference_age=ref["age"], reference_sex=ref["sex"],
                               **target))  # type: ignore[arg-type]
     return specs
@@ -201,6 +202,7 @@ def encoding_specs(model: TwinModel, signals: np.ndarray, labels: np.ndarray, me
     specs = []
     for i, signal in enumerate(signals):
         cond = condition_of(model, labels, meta, i)
-        specs.append(TwinSpec(reference=signal, labels=[], reference_labels=cond["labels"], reference_hr=cond["hr"],
+        specs.append(TwinSpec(reference=signal, labels=[], preprocessed=True, reference_labels=cond["labels"],
+                              reference_hr=cond["hr"],
                               reference_age=cond["age"], reference_sex=cond["sex"]))  # type: ignore[arg-type]
     return specs

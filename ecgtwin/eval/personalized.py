@@ -110,7 +110,8 @@ def personal_specs(model: TwinModel, series: PatientSeries, conditions: Sequence
                 specs.append(TwinSpec(reference=series.first[i], labels=list(condition), hr=ref["hr"], age=ref["age"],  # type: ignore[arg-type]
                                       sex=ref["sex"], seed=seed + (i * k_total + k) * per_condition + j,  # type: ignore[arg-type]
                                       reference_labels=ref["labels"], reference_hr=ref["hr"],  # type: ignore[arg-type]
-                                      reference_age=ref["age"], reference_sex=ref["sex"]))  # type: ignore[arg-type]
+                                      reference_age=ref["age"], reference_sex=ref["sex"],  # type: ignore[arg-type]
+                                      preprocessed=True))
                 labels.append(model.vocabulary.encode_names(list(condition)))
                 owner.append(i)
     return specs, np.stack(labels).astype(np.float32), np.asarray(owner)  # (T, V), (T,)

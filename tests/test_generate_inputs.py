@@ -18,19 +18,9 @@ from ecgtwin.data.conditions import LabelVocabulary
 from ecgtwin.io.manifest import MANIFEST_COLUMNS
 from ecgtwin.io.wfdb_io import read_reference
 
-from test_generate_cli import FakeTwinModel, comments_of, manifest_rows, written
+from test_generate_cli import FakeTwinModel, comments_of, manifest_rows, records, vocabulary, written  # noqa: F401
 
 HOSTILE_NAMES = ["DI", "DII", "DIII", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6", "X", "Y", "Z"]
-
-
-@pytest.fixture(scope="module")
-def vocabulary(sample_root: Path) -> LabelVocabulary:
-    return LabelVocabulary.from_root(sample_root, "superclass")
-
-
-@pytest.fixture(scope="module")
-def records(sample_root: Path) -> list[Path]:
-    return [h.with_suffix("") for h in sorted((sample_root / "records100").glob("*/*_lr.hea"))[:3]]
 
 
 @pytest.fixture(scope="module")

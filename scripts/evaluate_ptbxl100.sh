@@ -6,17 +6,27 @@
 # Every section runs: the core metrics with the null-base population baseline, the personalised-diagnosis
 # protocol (fine-tuning settings chosen on fold 7 by scripts/tune_personalized.py) and TSTR / TRTS /
 # real + synthetic on the benchmark protocol. About an hour on 2 CPU cores (10,500 twins, 6 classifiers).
+# The population column is the separately trained population model (POPULATION, same data, recipe and budget
+# as the personal model, trained by the command in models/README.md); POPULATION=null-base uses the personal
+# model's learned null base vector instead.
+# Sampling: ecgtwin.pipeline.DEFAULT_SAMPLING unless given (the v1 report: --sampler dpmpp_2m --steps 25
+# --guidance-condition 1 --guidance-person 1).
 # Usage: scripts/evaluate_ptbxl100.sh [extra `ecgtwin evaluate` options, e.g. --max-pairs 200]
-# (a separately trained population model: replace --population-null-base by --population-checkpoint P.pt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA=../shared/data/ptbxl100
-CHECKPOINT=ecgtwin/assets/ecgtwin_ptbxl100.pt
+CHECKPOINT=${CHECKPOINT:-ecgtwin/assets/ecgtwin_ptbxl100.pt}
+POPULATION=${POPULATION:-models/population_ptbxl100_v1.pt}
 CLASSIFIER=${CLASSIFIER:-ecgtwin/assets/classifier_ptbxl100.ckpt}   # bundled reference classifier (folds 1-6, selected on 7)
-OUT=docs/eval_ptbxl100
+OUT=${OUT:-docs/eval_ptbxl100}
+if [[ "$POPULATION" == null-base ]]; then
+  population=(--population-null-base)
+else
+  population=(--population-checkpoint "$POPULATION")
+fi
 
-for f in "$DATA/ptbxl_database.csv" "$CHECKPOINT" "$CLASSIFIER"; do
+for f in "$DATA/ptbxl_database.csv" "$CHECKPOINT" "$CLASSIFIER" ${population[1]:+"${population[1]}"}; do
   if [[ ! -f "$f" ]]; then
     echo "evaluate_ptbxl100.sh: missing $f (see the comment at the top of this script)" >&2
     exit 2
@@ -28,8 +38,7 @@ ecgtwin evaluate \
   --data-root "$DATA" \
   --train-folds 1-6 --val-folds 7 --test-folds 8 \
   --classifier "$CLASSIFIER" \
-  --sampler dpmpp_2m --steps 25 \
-  --population-null-base \
+  "${population[@]}" \
   --personalized \
   --downstream \
   --out "$OUT" \

@@ -45,7 +45,13 @@ class SamplingOptions:
     """Noise levels ``(sigma_lo, sigma_hi)`` (VP sigma in [0, 1]) where guidance is applied; elsewhere the plain
     conditional model (one network evaluation per step instead of three). ``None``: every step."""
 
+    resample: int = 1
+    """RePaint resampling (``ddpm``/``ddim`` only): each step taken this many times; for lead completion."""
+
     def __post_init__(self) -> None:
+        if int(self.resample) < 1 or (int(self.resample) > 1 and self.sampler not in ("ddpm", "ddim")):
+            raise ValueError(f"resample must be >= 1, and > 1 only with the ddpm or ddim sampler "
+                             f"(got {self.resample} with {self.sampler})")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}")
         if self.steps is not None and int(self.steps) < 1:
@@ -184,6 +190,8 @@ def sample_twins(
     leads = generated_leads(net)
     shape = (b, leads, int(length))
     kwargs: dict[str, Any] = {"eta": options.eta} if options.sampler == "ddim" else {}
+    if options.resample > 1:
+        kwargs["resample"] = int(options.resample)
     steps = options.num_steps
     if edit is not None:
         if tuple(edit.shape) != (b, len(LEADS), int(length)):

@@ -103,3 +103,15 @@ def test_edit_start_steps_and_bad_input() -> None:
     with pytest.raises(ValueError, match="edit"):
         sample_twins(tiny_net(8), SCHEDULE, SCALE, condition(2), [0, 1], None, SamplingOptions("ddim", 2), length=L,
                      edit=torch.zeros(2, 8, L))
+
+
+def test_completion_with_repaint_resampling_keeps_the_leads() -> None:
+    net, rec = tiny_net(8), recording()
+    rows = [LEADS.index("I"), LEADS.index("V3")]
+    out = sample_twins(net, SCHEDULE, SCALE, condition(2), [0, 1], torch.randn(2, 8),
+                       SamplingOptions("ddpm", 6, resample=3), length=L, known=KnownLeads(("I", "V3"), rec[:, rows]))
+    assert torch.allclose(out[:, rows], rec[:, rows], atol=2e-6)
+    with pytest.raises(ValueError, match="resample"):
+        SamplingOptions("dpmpp_2m", 6, resample=2)
+    with pytest.raises(ValueError, match="resample"):
+        SamplingOptions("ddpm", 6, resample=0)

@@ -127,31 +127,46 @@ def _denoise(denoiser: Denoiser, schedule: VPSchedule, x: torch.Tensor, t: int) 
 
 @torch.no_grad()
 def ddim(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int = 50,
-         eta: float = 0.0, spacing: str = "quadratic", progress: bool = False, start: Start | None = None) -> Sample:
-    """DDIM (``eta = 0``: deterministic ODE sampler; ``eta = 1``: DDPM ancestral)."""
+         eta: float = 0.0, spacing: str = "quadratic", progress: bool = False, start: Start | None = None,
+         resample: int = 1) -> Sample:
+    """DDIM (``eta = 0``: deterministic ODE sampler; ``eta = 1``: DDPM ancestral).
+
+    ``resample`` > 1 (RePaint, Lugmayr et al. 2022): each step is taken ``resample`` times, going back from
+    ``x_s`` to ``x_t`` with fresh noise in between (``x_t = (a_t/a_s) x_s + sqrt(s_t^2 - (a_t/a_s)^2 s_s^2) z``),
+    which lets constrained parts (inpainted leads) and free parts harmonise; it costs that many network calls.
+    """
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
+    if resample < 1:
+        raise ValueError(f"resample must be >= 1, got {resample}")
     x, grid = _start(schedule, shape, noise, steps, spacing, start)
+    nfe = 0
     for t, s in _progress(list(zip(grid[:-1], grid[1:])), progress, "ddim"):
-        x0, eps = _denoise(denoiser, schedule, x, t)
         if s is None:
-            x = x0
+            x, _ = _denoise(denoiser, schedule, x, t)
+            nfe += 1
             break
         alpha_t, sigma_t = _coefficients(schedule, t)
         alpha_s, sigma_s = _coefficients(schedule, s)
         c = eta * (sigma_s / sigma_t) * math.sqrt(max(0.0, 1 - (alpha_t / alpha_s) ** 2))
-        x = alpha_s * x0 + math.sqrt(max(0.0, sigma_s**2 - c**2)) * eps
-        if c > 0:
-            x = x + c * noise.randn(shape[1:])
-    return Sample(x, steps)
+        for r in range(resample):
+            if r:  # RePaint time travel: x_s -> x_t
+                ratio = alpha_t / alpha_s
+                x = ratio * x + math.sqrt(max(0.0, sigma_t**2 - (ratio * sigma_s) ** 2)) * noise.randn(shape[1:])
+            x0, eps = _denoise(denoiser, schedule, x, t)
+            nfe += 1
+            x = alpha_s * x0 + math.sqrt(max(0.0, sigma_s**2 - c**2)) * eps
+            if c > 0:
+                x = x + c * noise.randn(shape[1:])
+    return Sample(x, nfe)
 
 
 def ddpm_ancestral(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource,
                    steps: int = 1000, spacing: str = "quadratic", progress: bool = False,
-                   start: Start | None = None) -> Sample:
+                   start: Start | None = None, resample: int = 1) -> Sample:
     """DDPM ancestral sampling (the ECGTwin paper's 1000-step reference sampler)."""
     return ddim(denoiser, schedule, shape, noise, steps=steps, eta=1.0, spacing=spacing, progress=progress,
-                start=start)
+                start=start, resample=resample)
 
 
 @torch.no_grad()

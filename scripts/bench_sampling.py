@@ -86,7 +86,7 @@ def main() -> None:
     names = list(model.vocabulary.names)
     fs = model.fs
     real_feats = simple_ecg_features(pairs.target, fs)
-    half_a, half_b = matched_rows(pairs.patient_id, seed=0)
+    half_a, half_b = matched_rows(pairs.patient_id, 0, (pairs.target_record, pairs.reference_record))
     floor = frechet_distance(*standardize_features(real_feats[half_b], real_feats[half_a]))
     target_hr = np.array([s.hr if s.hr is not None else np.nan for s in specs])
 

@@ -77,3 +77,22 @@ def test_every_arm_is_compared_on_the_same_n_and_reference() -> None:
         assert section["twin"][key] == section["real"][key]
     assert section["shifted"]["fd"] > section["real"]["fd"] + 5 and section["shifted"]["precision"] < 0.5
     assert section["shifted"]["kid"] > section["real"]["kid"]
+
+
+def test_matched_rows_use_each_record_once() -> None:
+    from ecgtwin.eval.fidelity import distinct_rows, matched_rows
+
+    # patients with 3 ECGs: pairs (a,b), (a,c), (b,c): each record is a target or a reference twice
+    patient, reference, target = [], [], []
+    for p in range(30):
+        a, b, c = 10 * p, 10 * p + 1, 10 * p + 2
+        for r, t in ((a, b), (a, c), (b, c)):
+            patient.append(p), reference.append(r), target.append(t)
+    patient, reference, target = map(np.asarray, (patient, reference, target))
+    rows = distinct_rows((target, reference))
+    assert len(set(target[rows])) == len(rows) and len(set(reference[rows])) == len(rows)
+    assert 30 <= len(rows) <= 60  # 1 or 2 of the 3 pairs of each patient, depending on the greedy order
+    arm, ref = matched_rows(patient, 0, (target, reference))
+    assert len(arm) == len(ref) > 0 and not set(patient[arm]) & set(patient[ref])
+    for rows_ in (arm, ref):
+        assert len(set(target[rows_])) == len(rows_) and len(set(reference[rows_])) == len(rows_)

@@ -17,7 +17,7 @@ k and n for every arm.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -100,31 +100,59 @@ def _safe(fn: Callable[[], float]) -> float:
         return NAN
 
 
-def matched_rows(patient_id: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def distinct_rows(ids: Sequence[np.ndarray], seed: int = 0) -> np.ndarray:
+    """Sorted rows in which no id of any array in ``ids`` repeats (a seeded greedy pick).
+
+    Pairs of one patient share records (a patient with 3 ECGs gives 3 pairs: each target and each reference
+    appears twice); a sample with repeated records has a lower diversity than one of distinct ECGs, which
+    would raise KID and lower recall of the real and copy arms. Passing the pairs' target and reference
+    record ids keeps every real record at most once.
+    """
+    order = np.random.default_rng(seed).permutation(len(ids[0])) if len(ids) else np.array([], dtype=int)
+    seen: list[set] = [set() for _ in ids]
+    keep = []
+    for row in order:
+        keys = [int(np.asarray(a)[row]) for a in ids]
+        if all(k not in s for k, s in zip(keys, seen)):
+            keep.append(row)
+            for k, s in zip(keys, seen):
+                s.add(k)
+    return np.sort(np.asarray(keep, dtype=int))
+
+
+def matched_rows(patient_id: np.ndarray, seed: int = 0,
+                 distinct: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(arm_rows, reference_rows)``, each of the same length n, from two patient-disjoint halves.
 
     Patients are shuffled (``seed``) and cut in two halves; ``n = min(|A|, |B|)`` rows are drawn without
-    replacement from each half (sorted). Rows are the pairs (targets) of the evaluation.
+    replacement from each half (sorted). Rows are the pairs (targets) of the evaluation; with ``distinct``
+    (e.g. the target and reference record ids) only rows in which no such record repeats are used
+    (:func:`distinct_rows`).
     """
+    patient_id = np.asarray(patient_id)
     patients = np.unique(patient_id)
     if len(patients) < 2:
         raise ValueError(f"matched fidelity needs targets of >= 2 patients, got {len(patients)}")
     rng = np.random.default_rng(seed)
     chosen = rng.permutation(patients)[: len(patients) // 2]
-    first = np.flatnonzero(np.isin(patient_id, chosen))
-    second = np.flatnonzero(~np.isin(patient_id, chosen))
+    eligible = np.zeros(len(patient_id), dtype=bool)
+    eligible[distinct_rows(distinct, seed) if len(distinct) else np.arange(len(patient_id))] = True
+    first = np.flatnonzero(np.isin(patient_id, chosen) & eligible)
+    second = np.flatnonzero(~np.isin(patient_id, chosen) & eligible)
     n = min(len(first), len(second))
     return np.sort(rng.choice(first, n, replace=False)), np.sort(rng.choice(second, n, replace=False))
 
 
 def matched_fidelity_section(feats: Mapping[str, np.ndarray], real: np.ndarray, patient_id: np.ndarray, k: int = 3,
-                             n_boot: int = 200, seed: int = 0) -> dict[str, dict[str, float]]:
+                             n_boot: int = 200, seed: int = 0,
+                             distinct: Sequence[np.ndarray] = ()) -> dict[str, dict[str, float]]:
     """``{arm: {n, fd [CI], kid [CI], precision, recall}}`` at one matched n (see the module docstring).
 
     ``feats``: ``{arm: (P, F)}`` with row i belonging to pair i (twin of pair i, copied reference of pair i, ...);
     ``real``: (P, F) the real targets; ``patient_id``: (P,). The ``real`` arm is real-vs-real (half A vs half B).
+    ``distinct``: record-id arrays (P,) whose records may appear once only (see :func:`matched_rows`).
     """
-    arm_rows, ref_rows = matched_rows(np.asarray(patient_id), seed)
+    arm_rows, ref_rows = matched_rows(np.asarray(patient_id), seed, distinct)
     reference = np.asarray(real, dtype=np.float64)[ref_rows]  # (n, F)
     out: dict[str, dict[str, float]] = {}
     for name, x in {**feats, "real": real}.items():

@@ -228,7 +228,8 @@ def evaluate(
 
     def fidelity_stage() -> dict[str, Any]:
         space, feats, real_feats = features()
-        fidelity = matched_fidelity_section(feats, real_feats, pairs.patient_id, k=3, n_boot=n_boot, seed=seed)
+        fidelity = matched_fidelity_section(feats, real_feats, pairs.patient_id, k=3, n_boot=n_boot, seed=seed,
+                                            distinct=(pairs.target_record, pairs.reference_record))
         n = int(next(iter(fidelity.values()))["n"])
         return {"sections": {"fidelity": fidelity}, "extra": {"feature_space": space, "n_fidelity": n},
                 "notes": [f"fidelity in the {space} space at matched n = {n} per arm: the real targets are cut into two "
@@ -276,7 +277,9 @@ def evaluate(
         section = realism_section(signals, pairs.target, model.fs, pairs.target_labels, list(model.vocabulary.names),
                                   pairs.patient_id, *two_sample_features(signals, pairs.target, model.fs, feats,
                                                                          real_feats, classifier is not None),
-                                  real_rows=matched_rows(pairs.patient_id, seed), n_boot=n_boot, seed=seed)
+                                  real_rows=matched_rows(pairs.patient_id, seed,
+                                                         (pairs.target_record, pairs.reference_record)),
+                                  n_boot=n_boot, seed=seed)
         return {"sections": {"realism": section},
                 "notes": ["realism: every method against all real targets; real = one patient-disjoint half of the "
                           "targets against the other for amplitude, noise, correlation and the two-sample test (c2st: "

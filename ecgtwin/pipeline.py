@@ -146,6 +146,16 @@ def edit_start_step(strength: float, schedule: VPSchedule) -> int | None:
     return None if scaled < 0.5 else int(round(scaled))
 
 
+def edit_steps(strength: float, steps: int, schedule: VPSchedule) -> int:
+    """Network steps of an edit at ``strength`` (``ceil(strength * steps)``, at most the timesteps left)."""
+    t_start = edit_start_step(strength, schedule)
+    if t_start is None:
+        return 0
+    if t_start >= schedule.num_timesteps - 1:
+        return steps
+    return min(max(1, math.ceil(float(strength) * steps)), t_start + 1)
+
+
 @torch.no_grad()
 def sample_twins(
     net: nn.Module,
@@ -203,7 +213,7 @@ def sample_twins(
             x0 = edit.to(device).float()
             x0 = (independent_leads(x0) if leads != len(LEADS) else x0) / signal_scale  # (B, leads, L)
             kwargs["start"] = Start(x0, t_start)
-            steps = max(1, math.ceil(float(strength) * steps))
+            steps = edit_steps(strength, steps, schedule)
     if known is not None:
         if known.signal.shape[0] != b or known.signal.shape[-1] != int(length):
             raise ValueError(f"known leads must be (B={b}, k, {length}), got {tuple(known.signal.shape)}")

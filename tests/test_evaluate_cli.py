@@ -64,3 +64,10 @@ def test_evaluate_runs_on_a_root_with_only_folds_9_and_10(files: dict[str, Path]
     assert report["settings"]["folds"] == {"train": [], "val": [], "test": [9, 10]}
     assert report["settings"]["n_pairs"] == 8 and report["settings"]["n_extreme"] == 2
     assert report["ibe"]["bundle_ibe"]["n_queries"] > 0
+
+
+def test_overlapping_folds_are_refused_before_loading(sample_root: Path, capsys: pytest.CaptureFixture) -> None:
+    from ecgtwin.cli.evaluate import main
+
+    code = main(["--data-root", str(sample_root), "--train-folds", "1-7", "--test-folds", "7", "--out", "/tmp/unused"])
+    assert code == 2 and "share folds [7]" in capsys.readouterr().err

@@ -32,7 +32,7 @@ from ecgtwin.constants import N_LEADS
 from ecgtwin.cli._generate_checks import canonicalize, reject
 from ecgtwin.io.manifest import NO_LABELS, OutputManifest, RequestManifest, TwinRequest, TwinRow
 from ecgtwin.io.wfdb_io import ECGInputError, Reference, read_reference, write_twin
-from ecgtwin.pipeline import SamplingOptions
+from ecgtwin.pipeline import SamplingOptions, edit_steps
 from ecgtwin.viz.ecg_plot import plot_twin_comparison
 
 
@@ -290,6 +290,8 @@ def twin_provenance(job: TwinJob, spec: Any, loaded: LoadedReference, sampling: 
         "mode": sampling.mode,
         "sampler": sampling.sampler,
         "steps": str(sampling.steps),
+        **({"edit_steps_used": str(edit_steps(sampling.edit_strength, sampling.steps, model.schedule))}
+           if sampling.edit_strength is not None else {}),
         "guidance_condition": _fmt(float(sampling.guidance_condition)),
         "guidance_person": _fmt(float(sampling.guidance_person)),
         **({"guidance_interval": str(list(sampling.options.guidance_interval))} if sampling.options.guidance_interval else {}),

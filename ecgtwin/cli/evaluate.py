@@ -151,10 +151,25 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
 
 
+def _split(args: argparse.Namespace) -> dict[str, list[int]]:
+    """The folds of each split: the given ones, else the defaults of the folds the data holds; no overlap."""
+    given = {key: None if getattr(args, key) is None else [f for part in getattr(args, key) for f in part]
+             for key in ("train_folds", "val_folds", "test_folds")}  # nargs="+" of "1-6"-style parts
+    split = default_split(present_folds(Path(args.data_root), args.source), given["test_folds"])
+    folds = {key: given[key] if given[key] is not None else split[key] for key in split}
+    for a, b in (("train_folds", "test_folds"), ("val_folds", "test_folds"), ("train_folds", "val_folds")):
+        shared = sorted(set(folds[a]) & set(folds[b]))
+        if shared:
+            raise ValueError(f"--{a.replace('_', '-')} and --{b.replace('_', '-')} share folds {shared}: "
+                             "splits must not overlap (patients would leak between them)")
+    return folds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
+        folds = _split(args)
     except (FileNotFoundError, ValueError) as err:
         print(f"ecgtwin evaluate: {err}", file=sys.stderr)
         return 2
@@ -174,10 +189,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"ecgtwin evaluate: {err}", file=sys.stderr)
         return 2
-    given = {key: None if getattr(args, key) is None else [f for part in getattr(args, key) for f in part]
-             for key in ("train_folds", "val_folds", "test_folds")}  # nargs="+" of "1-6"-style parts
-    split = default_split(present_folds(Path(args.data_root), args.source), given["test_folds"])
-    folds = {key: given[key] if given[key] is not None else split[key] for key in split}
     datamodule = datamodule_for(model, str(Path(args.data_root).expanduser()), folds, args.source, args.cache_dir,
                                 progress=not args.quiet)
     try:

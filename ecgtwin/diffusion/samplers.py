@@ -176,8 +176,10 @@ def _dpmpp_2m(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], no
     x, grid = _start(schedule, shape, noise, steps, spacing, start)
     x0_prev: torch.Tensor | None = None
     h_prev = 0.0
+    nfe = 0
     for t, s in _progress(list(zip(grid[:-1], grid[1:])), progress, "dpm++2m-sde" if stochastic else "dpm++2m"):
         x0, _ = _denoise(denoiser, schedule, x, t)
+        nfe += 1
         if s is None:
             x = x0  # lower-order final step: sigma_s = 0
             break
@@ -191,7 +193,7 @@ def _dpmpp_2m(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], no
         else:
             x = (sigma_s / sigma_t) * x - alpha_s * math.expm1(-h) * d
         x0_prev, h_prev = x0, h
-    return Sample(x, steps)
+    return Sample(x, nfe)
 
 
 def dpmpp_2m(denoiser: Denoiser, schedule: VPSchedule, shape: Sequence[int], noise: NoiseSource, steps: int = 25,

@@ -191,7 +191,7 @@ def twin_specs(model: TwinModel, pairs: PairArrays, seed: int = 0, hr_override: 
             target["hr"] = float(hr_override)
         ref = condition_of(model, pairs.reference_labels, pairs.reference_meta, int(i))
         specs.append(TwinSpec(reference=pairs.reference[i], seed=seed + int(i), reference_labels=ref["labels"],
-                              preprocessed=True,
+                              preprocessed=True, rhythm="none",  # the target's own rhythm label, if any, is in its labels
                               reference_hr=ref["hr"], reference_age=ref["age"], reference_sex=ref["sex"],
                               **target))  # type: ignore[arg-type]
     return specs

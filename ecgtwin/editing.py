@@ -90,12 +90,18 @@ def canonical_leads(leads: Sequence[str]) -> tuple[str, ...]:
 def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], reference: np.ndarray | None = None,
                    labels: Sequence[str] | str | None = None, hr: float | None = None, age: float | None = None,
                    sex: str | None = None, rhythm: str | None = "none", seeds: Sequence[int] | None = None,
-                   options: SamplingOptions | None = None, batch_size: int = 16, progress: bool = True) -> np.ndarray:
+                   options: SamplingOptions | None = None, batch_size: int = 16, progress: bool = True,
+                   preprocessed: bool = False) -> np.ndarray:
     """Full 12-lead ECGs (N, 12, L) mV from recorded leads ``partial`` (N, k, L) or (k, L) named ``leads``.
 
     ``reference``: an earlier 12-lead ECG of the same person, (12, L) for all or (N, 12, L) one each; None =
     the population branch. ``labels``/``hr``/``age``/``sex``/``rhythm``: an optional target condition (default:
     nothing known, so the recorded leads alone decide). ``seeds``: one per output (default 0..N-1).
+
+    The model works on high-passed ECGs (its training data): the recorded leads are filtered as references
+    are, completed, and the baseline the filter removed is added back to the output through the limb-lead laws
+    (:meth:`~ecgtwin.pipeline.KnownLeads.lift`), so the recorded leads come out as recorded. ``preprocessed``:
+    ``partial`` and ``reference`` already went through the model's preprocessing (e.g. the training cache).
     """
     from ecgtwin.api import TwinSpec
 
@@ -122,8 +128,11 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
             raise ValueError("this is a population model: it takes no reference; leave the reference out")
     options = resolve_sampling(defaults=options)
     specs = [TwinSpec(reference=reference[i] if reference is not None else np.zeros((N_LEADS, model.length), np.float32),
-                      labels=labels if labels is not None else [], hr=hr, age=age, sex=sex, rhythm=rhythm, seed=seeds[i])
+                      labels=labels if labels is not None else [], hr=hr, age=age, sex=sex, rhythm=rhythm, seed=seeds[i],
+                      preprocessed=preprocessed)
              for i in range(n)]
+    filtered = partial if preprocessed else model._preprocess(partial)  # (N, k, L), the model's high-pass
+    baseline = torch.from_numpy((partial - filtered).astype(np.float32))  # (N, k, L) what the filter removed
     for spec in specs:
         model.validate(spec)
     out = np.empty((n, N_LEADS, model.length), dtype=np.float32)
@@ -136,10 +145,10 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
             base = model._base_vectors(ref_batch, unknown)  # (b, base_dim)
         condition = model._to_batch([model.encode_condition(model.target_labels(s.labels, s.rhythm), s.hr, s.age, s.sex)
                                      for s in chunk])
-        known = KnownLeads(names, torch.from_numpy(partial[part]))
+        known = KnownLeads(names, torch.from_numpy(filtered[part]))
         full = sample_twins(model.net, model.schedule, model.signal_scale, condition, seeds[part], base, options,
-                            model.length, known=known)
-        out[part] = full.cpu().numpy()
+                            model.length, known=known)  # (b, 12, L)
+        out[part] = (full.cpu() + known.lift(baseline[part])).numpy()
         bar.update(len(chunk))
     bar.close()
     return out

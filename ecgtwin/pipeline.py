@@ -127,11 +127,22 @@ class KnownLeads:
         if self.signal.ndim != 3 or self.signal.shape[1] != len(self.leads):
             raise ValueError(f"known lead signals must be (B, {len(self.leads)}, L), got {tuple(self.signal.shape)}")
 
-    def measurement(self, generated: int) -> torch.Tensor:
-        """``H`` (k, generated): the known leads as linear functions of the generated leads (8 or 12)."""
+    def measurement(self, generated: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(H, basis)``: the known leads as linear functions ``H`` (k, generated) of the generated leads, and
+        for a 12-lead network the lead-law basis (12, 8) its completions are kept in (None for 8 leads)."""
         rows = [LEADS.index(name) for name in self.leads]
-        full = torch.tensor(lead_law_matrix()) if generated != len(LEADS) else torch.eye(len(LEADS), dtype=torch.float64)
-        return full[rows]  # (k, C)
+        laws = torch.tensor(lead_law_matrix())  # (12, 8)
+        if generated != len(LEADS):
+            return laws[rows], None  # (k, 8)
+        return torch.eye(len(LEADS), dtype=torch.float64)[rows], laws  # (k, 12), (12, 8)
+
+    def lift(self, residual: torch.Tensor) -> torch.Tensor:
+        """A (B, k, L) signal on the known leads as the least-squares 12-lead signal (B, 12, L) obeying the
+        limb-lead laws (e.g. the baseline a high-pass removed, added back after completion)."""
+        laws = torch.tensor(lead_law_matrix())  # (12, 8)
+        rows = [LEADS.index(name) for name in self.leads]
+        z = torch.einsum("dk,bkl->bdl", torch.linalg.pinv(laws[rows]), residual.double())  # (B, 8, L)
+        return torch.einsum("cd,bdl->bcl", laws, z).to(residual.dtype)  # (B, 12, L)
 
 
 def edit_start_step(strength: float, schedule: VPSchedule) -> int | None:
@@ -217,8 +228,8 @@ def sample_twins(
     if known is not None:
         if known.signal.shape[0] != b or known.signal.shape[-1] != int(length):
             raise ValueError(f"known leads must be (B={b}, k, {length}), got {tuple(known.signal.shape)}")
-        denoiser = MeasurementDenoiser(denoiser, schedule, known.measurement(leads),
-                                       known.signal.to(device).double() / signal_scale)
+        h, basis = known.measurement(leads)
+        denoiser = MeasurementDenoiser(denoiser, schedule, h, known.signal.to(device).double() / signal_scale, basis)
     result = SAMPLERS[options.sampler](denoiser, schedule, shape, NoiseSource(seeds, device), steps=steps,
                                       progress=progress, **kwargs)
     return to_twelve_leads(result.x0.float()) * signal_scale  # (B, 12, L) mV

@@ -64,9 +64,9 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args) -
         partial = pairs.target[:, rows]  # (P, k, L)
         arms = {
             "personal": complete_leads(model, partial, given, reference=pairs.reference, seeds=seeds, options=options,
-                                       batch_size=args.batch_size),
+                                       batch_size=args.batch_size, preprocessed=True),  # cache records: filtered
             "population": complete_leads(model, partial, given, reference=None, seeds=seeds, options=options,
-                                         batch_size=args.batch_size),
+                                         batch_size=args.batch_size, preprocessed=True),
             "regression": LeadRegression(given).fit(train).predict(partial),
             "copy": pairs.reference,
         }

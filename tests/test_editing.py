@@ -56,7 +56,8 @@ def test_completion_with_a_twelve_lead_network_and_inconsistent_limb_leads() -> 
     assert float((out[:, rows] - noisy[:, rows]).abs().max()) < 1e-3  # least squares: within the recording error
     out12 = sample_twins(tiny_net(12), SCHEDULE, SCALE, condition(2), [0, 1], None, SamplingOptions("ddim", 4),
                          length=L, known=KnownLeads(given, noisy[:, rows]))
-    assert torch.allclose(out12[:, rows], noisy[:, rows], atol=2e-6)  # 12 free leads: kept exactly
+    assert float((out12[:, rows] - noisy[:, rows]).abs().max()) < 1e-3  # a 12-lead network: least squares too ...
+    assert float(lead_law_residual(out12).max()) < 1e-6  # ... and its completions obey the limb-lead laws
 
 
 def test_measurement_denoiser_projection_is_exact() -> None:

@@ -73,3 +73,16 @@ def test_editing_strengths(model: TwinModel, record: np.ndarray) -> None:
     for bad in (0.0, 1.2, -1.0):
         with pytest.raises(ValueError, match="strength"):
             edit_ecgs(model, [spec], bad, FAST, progress=False)
+
+
+def test_completion_keeps_the_baseline_of_the_recorded_leads(model: TwinModel, record: np.ndarray) -> None:
+    t = np.arange(record.shape[-1]) / model.fs
+    wander = (0.4 * np.sin(2 * np.pi * 0.15 * t) + 0.3).astype(np.float32)  # baseline drift + offset, mV
+    rows = [LEADS.index("I"), LEADS.index("II")]
+    partial = record[rows] + wander  # (2, L) as a monitor would record them
+    out = complete_leads(model, partial, ["I", "II"], reference=record, options=FAST, progress=False)[0]
+    assert float(np.abs(out[rows] - partial).max()) < 1e-4  # kept as recorded, drift included
+    assert float(lead_law_residual(out)) < 1e-5  # III, aVR, aVL, aVF carry the drift the laws give them
+    low = complete_leads(model, record[rows], ["I", "II"], reference=record, options=FAST, progress=False)[0]
+    v = [LEADS.index(x) for x in ("V1", "V2", "V3", "V4", "V5", "V6")]
+    np.testing.assert_allclose(out[v], low[v], atol=0.05)  # the model saw the filtered leads either way

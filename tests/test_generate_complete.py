@@ -73,3 +73,12 @@ def test_leads_needs_complete(sample_root: Path, tmp_path: Path, capsys: pytest.
                  "--out", str(tmp_path)]) == 2
     assert "--leads applies to --complete" in capsys.readouterr().err
     assert main(["--out", str(tmp_path)]) == 2
+
+
+def test_rerun_with_other_settings_is_refused(sample_root: Path, v2_bundle: Path, tmp_path: Path,  # noqa: F811
+                                              capsys: pytest.CaptureFixture) -> None:
+    partial = partial_record(tmp_path / "in", ["I"], sample_root)
+    argv = ["--complete", str(partial), "--checkpoint", str(v2_bundle), "--out", str(tmp_path / "o"), *FAST]
+    assert main(argv) == 0
+    assert main([*argv, "--steps", "4"]) == 2 and "steps=5" in capsys.readouterr().err
+    assert main([*argv, "--steps", "4", "--overwrite"]) == 0

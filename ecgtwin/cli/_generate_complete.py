@@ -71,6 +71,7 @@ def completion_provenance(args: argparse.Namespace, partial: Any, leads: tuple[s
     kept = {f"recorded_{k}": v for k, v in partial.transformations().items() if k.startswith("reference_")}
     return {
         "mode": f"complete from {'+'.join(leads)} ({'personal' if reference is not None else 'population'})",
+        "recorded_leads_filter": "high-passed like references for the model; the removed baseline added back",
         "reference": str(partial.path.resolve()),
         "recorded_leads": ";".join(leads),
         **{k.replace("recorded_reference_", "recorded_"): v for k, v in kept.items()},
@@ -114,6 +115,15 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
     seeds = [args.seed + i for i in range(args.num)]
     record_names = [completion_name(partial, names, reference, args.seed, i) for i in range(args.num)]
     todo = [i for i, name in enumerate(record_names) if args.overwrite or not manifest.already_written(name)]
+    settings = completion_provenance(args, partial, names, reference, args.seed, model)
+    rows_by_name = {row["record_name"]: row for row in manifest.rows()}
+    for i in set(range(args.num)) - set(todo):  # refuse to skip records made otherwise
+        row = rows_by_name[record_names[i]]
+        for key in ("sampler", "steps", "guidance_condition", "guidance_person", "checkpoint", "target_labels", "rhythm",
+                    "hr", "age", "sex"):
+            if str(row.get(key, "")) != settings[key]:
+                raise UsageError(f"{out_dir} already holds {record_names[i]} made with {key}={row.get(key)} (this run: "
+                                 f"{settings[key]}); pass --overwrite to replace it, or choose another --out")
     if todo:
         try:
             signals = model.complete(np.repeat(partial.signal[rows][None], len(todo), axis=0), names,

@@ -13,6 +13,10 @@ data prediction as their result, the output satisfies ``H x0 = y`` exactly (in
 the least-squares sense when ``y`` is inconsistent, e.g. measured limb leads
 that break Einthoven's law by recording noise). The wrapper works with every
 sampler and with guidance (it wraps the guided denoiser).
+
+With a ``basis`` ``B`` (C, D) the prediction is first taken to the subspace
+``x0 = B z`` (least squares), corrected there and mapped back: a 12-lead
+network (``B`` the 12 x 8 lead-law matrix) then obeys the limb-lead laws too.
 """
 from __future__ import annotations
 
@@ -39,20 +43,27 @@ class MeasurementDenoiser:
     measurements in the same units as the diffusion signal.
     """
 
-    def __init__(self, denoiser: Denoiser, schedule: VPSchedule, h: torch.Tensor, y: torch.Tensor) -> None:
+    def __init__(self, denoiser: Denoiser, schedule: VPSchedule, h: torch.Tensor, y: torch.Tensor,
+                 basis: torch.Tensor | None = None) -> None:
         if y.ndim != 3 or y.shape[1] != h.shape[0]:
             raise ValueError(f"measurements must be (B, {h.shape[0]}, L), got {tuple(y.shape)}")
         self.denoiser = denoiser
         self.schedule = schedule
-        self.h = h.double()
-        self.pinv = range_projector(h)  # (C, k)
+        self.basis = None if basis is None else basis.double()  # (C, D)
+        self.h = h.double() if basis is None else h.double() @ self.basis  # (k, C) or (k, D)
+        self.pinv = range_projector(self.h)  # (C or D, k)
         self.y = y.double()
 
     def project(self, x0: torch.Tensor) -> torch.Tensor:
-        """``x0 + H^+ (y - H x0)`` for x0 (B, C, L)."""
+        """``x0 + H^+ (y - H x0)`` for x0 (B, C, L) (in the basis' subspace when one is given)."""
         x = x0.double()
+        if self.basis is not None:
+            x = torch.einsum("dc,bcl->bdl", torch.linalg.pinv(self.basis).to(x.device), x)  # (B, D, L)
         residual = self.y.to(x.device) - torch.einsum("kc,bcl->bkl", self.h.to(x.device), x)  # (B, k, L)
-        return (x + torch.einsum("ck,bkl->bcl", self.pinv.to(x.device), residual)).to(x0.dtype)  # (B, C, L)
+        x = x + torch.einsum("ck,bkl->bcl", self.pinv.to(x.device), residual)
+        if self.basis is not None:
+            x = torch.einsum("cd,bdl->bcl", self.basis.to(x.device), x)  # (B, C, L)
+        return x.to(x0.dtype)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v = self.denoiser(x, t)

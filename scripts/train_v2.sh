@@ -26,9 +26,13 @@ data=(--config configs/data/ptbxl100.yaml --data.init_args.root "$ROOT" --data.i
 resume=()
 last=$(ls -t "$RUN"/version_*/checkpoints/last.ckpt 2>/dev/null | head -n 1 || true)
 warm=()
+mkdir -p "$RUN"
 if [ -z "$last" ] && [ -n "${WARM_START:-}" ]; then
-  echo "== warm start from $WARM_START (its IBE included)"
-  warm=(--model.init_args.init_from "$WARM_START")
+  echo "$WARM_START" > "$RUN/warm_start.txt"  # later resumes rebuild the IBE architecture from the same bundle
+fi
+if [ -f "$RUN/warm_start.txt" ]; then
+  echo "== warm start from $(cat "$RUN/warm_start.txt") (its IBE included)"
+  warm=(--model.init_args.init_from "$(cat "$RUN/warm_start.txt")")
 elif [ ! -f "$IBE" ]; then
   echo "== IBE (stage 1) -> $IBE"
   ibe_run="$(dirname "$IBE")"
@@ -40,7 +44,10 @@ elif [ ! -f "$IBE" ]; then
 fi
 [ -n "$last" ] && resume=(--ckpt_path "$last") && echo "== resuming $last"
 [ ${#warm[@]} -eq 0 ] && warm=(--model.init_args.ibe_checkpoint "$IBE")
-echo "== generator v2 -> $RUN (max_steps $MAX_STEPS)"
+# a new seed for every sitting: a resumed run must not replay the examples, noise levels and dropout masks of step 0
+SEED=$(find "$RUN" -maxdepth 1 -name 'version_*' -type d | wc -l)
+echo "== generator v2 -> $RUN (max_steps $MAX_STEPS, seed $SEED)"
 exec ecgtwin fit --config configs/generator_v2.yaml "${data[@]}" --data.init_args.personal_share 0.6 \
+    --seed_everything "$SEED" --data.init_args.seed "$SEED" \
     "${warm[@]}" --trainer.max_steps "$MAX_STEPS" --trainer.default_root_dir "$RUN" \
     --trainer.logger.init_args.save_dir "$(dirname "$RUN")" --trainer.logger.init_args.name "$(basename "$RUN")" "${resume[@]}"

@@ -14,12 +14,17 @@ target-label macro-AUROC (reference classifier), HR MAE against the target HR, i
 the fold's real targets (own source record excluded); a figure of one ECG edited at 3 strengths.
 
     python scripts/eval_editing.py --fold 7 --out outputs/editing_fold7          # tuning
+    python scripts/eval_editing.py --fold 7 --sampler ddpm --steps 100 --resample 4 --parts completion \
+        --out outputs/editing_fold7_repaint                                       # tuning: + RePaint resampling
     python scripts/eval_editing.py --fold 8 --out docs/editing                    # report
+
+Writes editing_completion.json, report.md (tables) and figures into --out.
 """
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +33,13 @@ from ecgtwin.api import TwinModel
 from ecgtwin.constants import LEADS
 from ecgtwin.editing import complete_leads, edit_ecgs
 from ecgtwin.eval.completion import LeadRegression, lead_scores, pearson_per_record
+from ecgtwin.eval.editing_report import (PRECORDIAL, completion_markdown, editing_markdown, plot_completion_example,
+                                         plot_completion_r, plot_editing_curve, plot_edits)
 from ecgtwin.eval.harness_data import datamodule_for, select_pairs, split_arrays, twin_specs
 from ecgtwin.eval.metrics import bootstrap_ci
 from ecgtwin.pipeline import resolve_sampling
 
 GIVEN = {"I": ("I",), "I+II": ("I", "II"), "limb leads": ("I", "II", "III", "aVR", "aVL", "aVF")}
-PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
@@ -56,7 +62,7 @@ def paired_diff_ci(a: np.ndarray, b: np.ndarray, patient: np.ndarray, n_boot: in
     return float(np.nanmean(diff)), float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
-def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args) -> dict:  # type: ignore[no-untyped-def]
+def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, out: Path) -> dict:  # type: ignore[no-untyped-def]
     results = {}
     seeds = list(range(len(pairs)))
     for name, given in GIVEN.items():
@@ -79,6 +85,9 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args) -
                                for arm in arms if arm != "personal"},
             "kept_max_abs_mV": float(np.abs(arms["personal"][:, rows] - partial).max()),
         }
+        slug = name.replace(" ", "_").replace("+", "_")
+        plot_completion_example(pairs.target[0], {a: x[0] for a, x in arms.items()}, given, model.fs,
+                                out / f"completion_example_{slug}.png")
         print(f"  completion from {name}: precordial r " + ", ".join(f"{a} {v:.3f}" for a, v in
                                                                       results[name]["precordial_r_mean"].items()),
               flush=True)
@@ -115,32 +124,13 @@ def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path) 
         rows[strength] = row
         examples[strength] = edited[0]
         print(f"  edit strength {strength:g}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
-    plot_edits(pairs.reference[0], examples, specs[0], model.fs, out / "edit_strengths.png")
-    return {str(k): v for k, v in rows.items()}
-
-
-def plot_edits(recording: np.ndarray, edited: dict, spec, fs: int, path: Path) -> None:  # type: ignore[no-untyped-def]
-    import matplotlib.pyplot as plt
-
-    shown = [s for s in (0.2, 0.5, 1.0) if s in edited]
-    leads = ("II", "V2", "V5")
-    fig, axes = plt.subplots(len(leads), 1 + len(shown), figsize=(3.2 * (1 + len(shown)), 1.8 * len(leads)),
-                             sharex=True, sharey="row")
-    t = np.arange(recording.shape[-1]) / fs
-    for col, (title, x) in enumerate([("recording", recording)] + [(f"strength {s:g}", edited[s]) for s in shown]):
-        for row, lead in enumerate(leads):
-            ax = axes[row, col]
-            ax.plot(t, x[LEADS.index(lead)], lw=0.7, color="k" if col == 0 else "C3")
-            ax.set_xlim(0, 4)
-            if row == 0:
-                ax.set_title(title, fontsize=9)
-            if col == 0:
-                ax.set_ylabel(f"{lead} (mV)")
-    fig.suptitle(f"editing towards {', '.join(spec.labels) or 'no label'}"
-                 f"{'' if spec.hr is None else f', HR {spec.hr:.0f} bpm'}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    spec = specs[0]
+    title = (f"editing towards {', '.join(spec.labels) or 'no label'}"
+             f"{'' if spec.hr is None else f', HR {spec.hr:.0f} bpm'}")
+    plot_edits(pairs.reference[0], examples, title, model.fs, out / "edit_strengths.png")
+    rows_out = {str(k): v for k, v in rows.items()}
+    plot_editing_curve(rows_out, out / "edit_curve.png")
+    return rows_out
 
 
 def main() -> None:
@@ -153,6 +143,11 @@ def main() -> None:
     p.add_argument("--train-records", type=int, default=2000, help="train records for the regression baseline")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--parts", nargs="+", default=["completion", "editing"], choices=("completion", "editing"))
+    p.add_argument("--sampler", default=None, help="default: ecgtwin.pipeline.DEFAULT_SAMPLING")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--guidance-condition", type=float, default=None)
+    p.add_argument("--guidance-person", type=float, default=None)
+    p.add_argument("--resample", type=int, default=1, help="RePaint resampling per step (ddpm/ddim only)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     out = Path(args.out)
@@ -162,12 +157,15 @@ def main() -> None:
     dm = datamodule_for(model, args.root, {"train_folds": [1, 2, 3, 4, 5, 6], "val_folds": [other],
                                            "test_folds": [args.fold]}, progress=False)
     pairs = select_pairs(dm, args.max_pairs, seed=0, split="test")
-    options = resolve_sampling()
+    options = resolve_sampling(args.sampler, args.steps, args.guidance_condition, args.guidance_person)
+    if args.resample > 1:
+        options = replace(options, resample=args.resample)
     report = {"checkpoint": str(model.checkpoint_path), "fold": args.fold, "n_pairs": len(pairs),
               "n_patients": int(len(np.unique(pairs.patient_id))), "sampling": repr(options)}
     if "completion" in args.parts:
         train, _, _ = split_arrays(dm, "train", args.train_records)
-        report["completion"] = completion_part(model, pairs, train, options, args)
+        report["completion"] = completion_part(model, pairs, train, options, args, out)
+        plot_completion_r(report["completion"], out / "completion_r.png")
     if "editing" in args.parts:
         classifier = None
         if args.classifier:
@@ -178,7 +176,25 @@ def main() -> None:
             classifier.label_names = classifier_label_names(args.classifier)
         report["editing"] = editing_part(model, pairs, classifier, options, args, out)
     (out / "editing_completion.json").write_text(json.dumps(report, indent=1, default=float))
-    print(f"wrote {out / 'editing_completion.json'}")
+    write_markdown(report, out / "report.md")
+    print(f"wrote {out / 'editing_completion.json'} and {out / 'report.md'}")
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    lines = [f"# Editing and lead completion, fold {report['fold']}", "",
+             f"Model: `{report['checkpoint']}`; sampling: `{report['sampling']}`.", ""]
+    if "completion" in report:
+        lines += ["## Completion (missing precordial leads)", "",
+                  completion_markdown(report["completion"], report["n_pairs"], report["n_patients"]),
+                  "![median r per lead](completion_r.png)", ""]
+        lines += [f"![example, given {g}](completion_example_{g.replace(' ', '_').replace('+', '_')}.png)"
+                  for g in report["completion"]] + [""]
+    if "editing" in report:
+        lines += ["## Editing (each pair's reference edited towards the target's condition)", "",
+                  f"n = {report['n_pairs']} pairs.", "", editing_markdown(report["editing"]), "",
+                  "![editing measures against strength](edit_curve.png)", "",
+                  "![one ECG edited at three strengths](edit_strengths.png)", ""]
+    path.write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ecgtwin.constants import LEADS, N_LEADS, canonical_lead
-from ecgtwin.pipeline import KnownLeads, SamplingOptions, edit_start_step, resolve_sampling, sample_twins
+from ecgtwin.leads import derive_leads, independent_leads
+from ecgtwin.pipeline import (KnownLeads, SamplingOptions, edit_start_step, generated_leads, resolve_sampling,
+                              sample_twins)
 
 if TYPE_CHECKING:
     from ecgtwin.api import TwinModel, TwinSpec
@@ -44,7 +46,10 @@ def edit_ecgs(model: TwinModel, specs: Sequence[TwinSpec], strength: float, opti
     """Edited ECGs (N, 12, L) mV: spec ``i``'s reference under its target condition at ``strength``.
 
     Below the sampler's first timestep (strength < 0.5 / (T - 1)) the recordings are returned unchanged;
-    otherwise the recording after the model's preprocessing (0.5 Hz high-pass) is the starting point.
+    otherwise the recording after the model's preprocessing (0.5 Hz high-pass) is the starting point, and the
+    baseline the filter removed (drift, offset; what the model never sees) is added back to the edit, through
+    the limb-lead laws, so that a small strength stays close to the recording. At strength 1 (start from pure
+    noise) the result is the ordinary twin, without the recording's baseline.
     """
     options = resolve_sampling(defaults=options)
     edit_start_step(strength, model.schedule)  # validates the strength before any work
@@ -52,6 +57,7 @@ def edit_ecgs(model: TwinModel, specs: Sequence[TwinSpec], strength: float, opti
         model.validate(spec)
     if edit_start_step(strength, model.schedule) is None:
         return np.stack([np.asarray(s.reference, dtype=np.float32) for s in specs])  # (N, 12, L)
+    from_recording = edit_start_step(strength, model.schedule) < model.schedule.num_timesteps - 1  # else a twin
     out = np.empty((len(specs), N_LEADS, model.length), dtype=np.float32)
     bar = tqdm(total=len(specs), desc=f"edits (strength {strength:g})", unit="ecg", disable=not progress)
     for part in _chunks(len(specs), batch_size):
@@ -62,10 +68,21 @@ def edit_ecgs(model: TwinModel, specs: Sequence[TwinSpec], strength: float, opti
                                      for s in chunk])
         edited = sample_twins(model.net, model.schedule, model.signal_scale, condition, [int(s.seed) for s in chunk],
                               base, options, model.length, edit=reference["signal"], strength=strength)
+        if from_recording:
+            raw = torch.from_numpy(np.stack([np.asarray(s.reference, dtype=np.float32) for s in chunk]))  # (b, 12, L)
+            edited = edited.cpu() + _lawful(raw - reference["signal"].cpu(), model)  # + the removed baseline
         out[part] = edited.cpu().numpy()
         bar.update(len(chunk))
     bar.close()
     return out
+
+
+def _lawful(signal: torch.Tensor, model: TwinModel) -> torch.Tensor:
+    """``signal`` (B, 12, L) made to obey the limb-lead laws from its I and II when the model generates the 8
+    independent leads (its outputs obey them exactly); unchanged for a 12-lead network."""
+    if generated_leads(model.net) == N_LEADS:
+        return signal
+    return derive_leads(independent_leads(signal))  # (B, 12, L)
 
 
 def canonical_leads(leads: Sequence[str]) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from ecgtwin.api import TwinModel, TwinSpec
 from ecgtwin.constants import LEADS
 from ecgtwin.editing import canonical_leads, complete_leads, edit_ecgs
 from ecgtwin.io.wfdb_io import read_reference
-from ecgtwin.leads import lead_law_residual
+from ecgtwin.leads import derive_leads, independent_leads, lead_law_residual
 from ecgtwin.pipeline import SamplingOptions
 from tests.test_generator_v2 import v2_bundle, vocab  # noqa: F401  (fixtures)
 
@@ -86,3 +86,16 @@ def test_completion_keeps_the_baseline_of_the_recorded_leads(model: TwinModel, r
     low = complete_leads(model, record[rows], ["I", "II"], reference=record, options=FAST, progress=False)[0]
     v = [LEADS.index(x) for x in ("V1", "V2", "V3", "V4", "V5", "V6")]
     np.testing.assert_allclose(out[v], low[v], atol=0.05)  # the model saw the filtered leads either way
+
+
+def test_editing_keeps_the_baseline_of_the_recording(model: TwinModel, record: np.ndarray) -> None:
+    t = np.arange(record.shape[-1]) / model.fs
+    wander = (0.4 * np.sin(2 * np.pi * 0.15 * t) + 0.3).astype(np.float32)  # drift + offset, mV
+    drifted = derive_leads(independent_leads(record) + wander)  # (12, L) lawful, as recorded with drift
+    spec = TwinSpec(drifted, ["MI"], hr=80, seed=1)
+    low = edit_ecgs(model, [spec], 0.002, FAST, progress=False)[0]  # starts 2 timesteps above the recording
+    assert float(np.sqrt(np.mean((low - drifted) ** 2))) < 0.05  # the drift (0.4 mV RMS) is not lost
+    assert float(np.abs((low - drifted).mean(axis=-1)).max()) < 0.1  # nor the 0.3 mV offset, on any lead
+    assert float(lead_law_residual(low)) < 1e-5
+    twin = model.generate([spec], options=FAST, progress=False)[0]
+    np.testing.assert_array_equal(edit_ecgs(model, [spec], 1.0, FAST, progress=False)[0], twin)  # no baseline at 1

@@ -57,6 +57,7 @@ def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path:
     ("ALL", [], "nothing to complete"),
     ("I,II", ["--edit", "--strength", "0.3"], "cannot be combined with --complete"),
     ("I,II", ["--reference", "PARTIAL"], "partial record cannot be the reference"),
+    ("I,II", ["--plot"], "--plot cannot be combined with --complete"),
 ])
 def test_completion_errors_exit_2(sample_root: Path, v2_bundle: Path, tmp_path: Path,  # noqa: F811
                                   capsys: pytest.CaptureFixture, setup: str, extra: list[str], message: str) -> None:
@@ -82,3 +83,16 @@ def test_rerun_with_other_settings_is_refused(sample_root: Path, v2_bundle: Path
     assert main(argv) == 0
     assert main([*argv, "--steps", "4"]) == 2 and "steps=5" in capsys.readouterr().err
     assert main([*argv, "--steps", "4", "--overwrite"]) == 0
+
+
+def test_another_window_is_another_output(sample_root: Path, v2_bundle: Path, tmp_path: Path) -> None:  # noqa: F811
+    full = read_reference(sample_root / RECORD).signal  # (12, 1000) mV: 10 s
+    folder = tmp_path / "in"
+    folder.mkdir()
+    wfdb.wrsamp("watch", fs=100, units=["mV"], sig_name=["I"], p_signal=np.tile(full[0], 2)[:, None].astype(np.float64),
+                fmt=["16"], adc_gain=[1000.0], baseline=[0], write_dir=str(folder))  # 20 s of lead I
+    argv = ["--complete", str(folder / "watch"), "--checkpoint", str(v2_bundle), "--out", str(tmp_path / "o"), *FAST]
+    assert main(argv) == 0
+    assert main([*argv, "--offset", "5"]) == 0  # not mistaken for the first window's record
+    names = [row["record_name"] for row in csv.DictReader((tmp_path / "o" / "manifest.csv").open())]
+    assert names == ["watch__complete-I__population__s0__000", "watch__complete-I__population__off5__s0__000"]

@@ -19,7 +19,7 @@ from ecgtwin.cli.generate import UsageError
 from ecgtwin.constants import LEADS
 
 PARTIAL_INCOMPATIBLE = ("manifest", "edit", "strength", "reference_condition", "reference_hr", "reference_age",
-                        "reference_sex", "skip_invalid")
+                        "reference_sex", "skip_invalid", "plot")
 """Options that make no sense with --complete."""
 
 
@@ -53,12 +53,16 @@ def check_completion_args(args: argparse.Namespace) -> tuple[str, ...] | None:
     return leads
 
 
-def completion_name(partial: Any, leads: tuple[str, ...], reference: Any | None, seed: int, index: int) -> str:
-    """``<partial>__complete-I-II__<reference or population>__s<seed>__<index>``."""
+def completion_name(partial: Any, leads: tuple[str, ...], reference: Any | None, seed: int, index: int,
+                    offset: float = 0.0) -> str:
+    """``<partial>__complete-I-II__<reference or population>[__off<offset>]__s<seed>__<index>``."""
+    from ecgtwin.io.manifest import name_number
     from ecgtwin.io.wfdb_io import sanitize_record_name
 
     person = reference.record_name if reference is not None else "population"
-    parts = [partial.record_name, "complete-" + "-".join(leads), person, f"s{seed}", f"{index:03d}"]
+    parts = [partial.record_name, "complete-" + "-".join(leads), person]
+    parts += [f"off{name_number(str(offset))}"] if offset else []  # another window of the record is another output
+    parts += [f"s{seed}", f"{index:03d}"]
     return "__".join(sanitize_record_name(p) for p in parts)
 
 
@@ -113,14 +117,15 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
     out_dir = Path(args.out).expanduser().resolve()
     manifest = OutputManifest(out_dir)
     seeds = [args.seed + i for i in range(args.num)]
-    record_names = [completion_name(partial, names, reference, args.seed, i) for i in range(args.num)]
+    record_names = [completion_name(partial, names, reference, args.seed, i, args.offset or 0.0)
+                    for i in range(args.num)]
     todo = [i for i, name in enumerate(record_names) if args.overwrite or not manifest.already_written(name)]
     settings = completion_provenance(args, partial, names, reference, args.seed, model)
     rows_by_name = {row["record_name"]: row for row in manifest.rows()}
     for i in set(range(args.num)) - set(todo):  # refuse to skip records made otherwise
         row = rows_by_name[record_names[i]]
-        for key in ("sampler", "steps", "guidance_condition", "guidance_person", "checkpoint", "target_labels", "rhythm",
-                    "hr", "age", "sex"):
+        for key in ("reference", "mode", "sampler", "steps", "guidance_condition", "guidance_person", "checkpoint",
+                    "target_labels", "rhythm", "hr", "age", "sex"):
             if str(row.get(key, "")) != settings[key]:
                 raise UsageError(f"{out_dir} already holds {record_names[i]} made with {key}={row.get(key)} (this run: "
                                  f"{settings[key]}); pass --overwrite to replace it, or choose another --out")

@@ -72,7 +72,7 @@ def split_conditions(text: str) -> tuple[str, ...]:
     return () if len(labels) == 1 and labels[0].lower() == NO_LABELS else labels
 
 
-def _number(text: str) -> str:
+def name_number(text: str) -> str:
     """Compact text of a number for record names: ``72.0`` -> ``72``, ``72.5`` -> ``72p5``."""
     return f"{float(text):g}".replace(".", "p").replace("-", "m")
 
@@ -95,11 +95,11 @@ def twin_record_name(
     name so two requests differing only in them do not collide.
     """
     parts = [reference_name, "-".join(sorted(conditions)) or NO_LABELS]
-    parts += [f"{key}{_number(str(val))}" for key, val in (("hr", hr), ("age", age)) if val is not None]
+    parts += [f"{key}{name_number(str(val))}" for key, val in (("hr", hr), ("age", age)) if val is not None]
     if sex is not None:
         parts.append(sex)
     if offset:
-        parts.append(f"off{_number(str(offset))}")
+        parts.append(f"off{name_number(str(offset))}")
     if rhythm is not None:
         parts.append(f"rhythm{rhythm}")
     parts += [f"s{seed}", f"{index:03d}"]

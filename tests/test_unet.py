@@ -169,3 +169,39 @@ def test_bad_inputs_have_clear_errors() -> None:
         tiny(attention_levels=(5,))
     with pytest.raises(ValueError, match="divisible"):
         tiny(heads=3)
+
+
+def test_rotary_scores_depend_on_relative_position_only() -> None:
+    from ecgtwin.models.attention import rotate_positions
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 16, generator=g), torch.randn(1, 1, 1, 16, generator=g)
+    n = 40
+    rq, rk = rotate_positions(q.expand(1, 1, n, 16)), rotate_positions(k.expand(1, 1, n, 16))  # (1, 1, N, d)
+    scores = (rq @ rk.transpose(-1, -2))[0, 0]  # (N, N): the same vectors everywhere, so only m - n can matter
+    for offset in (-7, 0, 3, 12):
+        diagonal = torch.diagonal(scores, offset)
+        torch.testing.assert_close(diagonal, diagonal[:1].expand_as(diagonal), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(torch.diagonal(scores, 0)[:1], torch.diagonal(scores, 10)[:1], atol=1e-3)
+    torch.testing.assert_close(rq.norm(dim=-1), q.norm(dim=-1).expand(1, 1, n), atol=1e-5, rtol=1e-5)  # rotations
+    with pytest.raises(ValueError, match="even"):
+        rotate_positions(torch.zeros(1, 4, 5))
+
+
+def test_rotary_attention_sees_order_and_the_flag_round_trips() -> None:
+    from ecgtwin.models.attention import CrossAttention
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 30, 32)  # (B, N, dim)
+    perm = torch.randperm(30)
+    plain, rotary = CrossAttention(32, heads=4), CrossAttention(32, heads=4, rotary=True)
+    rotary.load_state_dict(plain.state_dict())  # same weights: no extra parameters
+    torch.testing.assert_close(plain(x[:, perm]), plain(x)[:, perm], atol=1e-5, rtol=1e-5)  # order-blind
+    assert not torch.allclose(rotary(x[:, perm]), rotary(x)[:, perm], atol=1e-3)  # sees positions
+    with pytest.raises(ValueError, match="self-attention"):
+        CrossAttention(32, context_dim=16, rotary=True)
+    net = UNet1D(num_labels=3, in_leads=8, channels=8, signal_length=200, rotary_attention=True)
+    assert UNet1D(**net.config).config["rotary_attention"] is True
+    old = {k: v for k, v in net.config.items() if k != "rotary_attention"}  # a checkpoint from before the flag
+    assert UNet1D(**old).config["rotary_attention"] is False
+    assert net(torch.randn(2, 8, 200), torch.tensor([3, 500])).shape == (2, 8, 200)

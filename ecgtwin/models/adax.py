@@ -85,15 +85,17 @@ class ConditionCrossAttention(nn.Module):
     """Pathway (b): pre-norm cross-attention of the signal tokens to the condition tokens, zero-init output.
 
     With ``self_attention=True`` a (zero-initialised) self-attention over the
-    signal tokens comes first (used in the U-Net middle block).
+    signal tokens comes first (used in the U-Net middle block); ``rotary`` gives
+    it rotary positions.
     """
 
-    def __init__(self, channels: int, cond_dim: int, heads: int = 4, self_attention: bool = False) -> None:
+    def __init__(self, channels: int, cond_dim: int, heads: int = 4, self_attention: bool = False,
+                 rotary: bool = False) -> None:
         super().__init__()
         self.self_attn: CrossAttention | None = None
         if self_attention:
             self.self_norm = nn.LayerNorm(channels)
-            self.self_attn = CrossAttention(channels, heads=heads, zero_init_out=True)
+            self.self_attn = CrossAttention(channels, heads=heads, zero_init_out=True, rotary=rotary)
         self.cross_norm = nn.LayerNorm(channels)
         self.cross_attn = CrossAttention(channels, context_dim=cond_dim, heads=heads, zero_init_out=True)
 

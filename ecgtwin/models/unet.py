@@ -128,6 +128,7 @@ class UNet1D(nn.Module):
         mode: str = "adax",
         use_base_vector: bool = True,
         dropout: float = 0.0,
+        rotary_attention: bool = False,
     ) -> None:
         super().__init__()
         if mode not in ADAX_MODES:
@@ -151,6 +152,7 @@ class UNet1D(nn.Module):
             "attention_levels": sorted(int(lv) for lv in attention_levels),
             "max_attention_tokens": max_attention_tokens, "signal_length": signal_length, "base_dim": base_dim,
             "cond_dim": cond_dim, "heads": heads, "mode": mode, "use_base_vector": use_base_vector, "dropout": dropout,
+            "rotary_attention": rotary_attention,
         }
         self.in_leads = in_leads
         self.attention_levels = tuple(self.config["attention_levels"])
@@ -177,7 +179,8 @@ class UNet1D(nn.Module):
                 skip_channels.append(ch)
 
         lowest = num_levels - 1
-        mid_attn = ConditionCrossAttention(ch, cond_dim, heads, self_attention=True) if lowest in self.attention_levels else None
+        mid_attn = (ConditionCrossAttention(ch, cond_dim, heads, self_attention=True, rotary=rotary_attention)
+                    if lowest in self.attention_levels else None)  # rotary: beat-to-beat distances are visible
         self.middle = nn.ModuleList([Stage(ResBlock(ch, ch, emb_dim, mode, dropout), mid_attn), stage(ch, ch, -1)])
 
         self.up = nn.ModuleList()

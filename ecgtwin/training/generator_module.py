@@ -129,6 +129,7 @@ class GeneratorModule(L.LightningModule):
         cond_dim: int = 128,
         heads: int = 4,
         dropout: float = 0.0,
+        rotary_attention: bool = False,
         signal_scale: float = 0.5,
         num_timesteps: int = 1000,
         p_cond: float = 0.1,
@@ -166,7 +167,8 @@ class GeneratorModule(L.LightningModule):
         if net is None:
             leads = N_INDEPENDENT_LEADS if independent_leads else N_LEADS
             net = UNet1D(num_labels, leads, channels, channel_mults, blocks_per_level, None, max_attention_tokens,
-                         signal_length, base_dim or 256, cond_dim, heads, mode, use_base_vector, dropout)
+                         signal_length, base_dim or 256, cond_dim, heads, mode, use_base_vector, dropout,
+                         rotary_attention)
         elif (net.num_labels != num_labels or net.use_base_vector != use_base_vector
               or net.in_leads != (N_INDEPENDENT_LEADS if independent_leads else N_LEADS)):
             raise ValueError(f"injected net has num_labels={net.num_labels}, use_base_vector={net.use_base_vector}, "

@@ -48,6 +48,10 @@ class SamplingOptions:
     resample: int = 1
     """RePaint resampling (``ddpm``/``ddim`` only): each step taken this many times; for lead completion."""
 
+    reconstruction: float = 0.0
+    """Lead completion: reconstruction-guidance weight (Ho et al. 2022; 0 = projection only). Costs a backward
+    pass through the network per call."""
+
     def __post_init__(self) -> None:
         if int(self.resample) < 1 or (int(self.resample) > 1 and self.sampler not in ("ddpm", "ddim")):
             raise ValueError(f"resample must be >= 1, and > 1 only with the ddpm or ddim sampler "
@@ -56,6 +60,8 @@ class SamplingOptions:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}")
         if self.steps is not None and int(self.steps) < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not float(self.reconstruction) >= 0.0:
+            raise ValueError(f"reconstruction must be >= 0, got {self.reconstruction}")
         if self.guidance_interval is not None:
             lo, hi = (float(v) for v in self.guidance_interval)
             if not 0.0 <= lo < hi <= 1.0:
@@ -229,7 +235,8 @@ def sample_twins(
         if known.signal.shape[0] != b or known.signal.shape[-1] != int(length):
             raise ValueError(f"known leads must be (B={b}, k, {length}), got {tuple(known.signal.shape)}")
         h, basis = known.measurement(leads)
-        denoiser = MeasurementDenoiser(denoiser, schedule, h, known.signal.to(device).double() / signal_scale, basis)
+        denoiser = MeasurementDenoiser(denoiser, schedule, h, known.signal.to(device).double() / signal_scale, basis,
+                                       reconstruction=options.reconstruction)
     result = SAMPLERS[options.sampler](denoiser, schedule, shape, NoiseSource(seeds, device), steps=steps,
                                       progress=progress, **kwargs)
     return to_twelve_leads(result.x0.float()) * signal_scale  # (B, 12, L) mV

@@ -66,6 +66,8 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
     results = {}
     seeds = list(range(len(pairs)))
     for name, given in GIVEN.items():
+        if name not in args.given:
+            continue
         rows = [LEADS.index(g) for g in given]
         partial = pairs.target[:, rows]  # (P, k, L)
         arms = {
@@ -148,6 +150,8 @@ def main() -> None:
     p.add_argument("--guidance-condition", type=float, default=None)
     p.add_argument("--guidance-person", type=float, default=None)
     p.add_argument("--resample", type=int, default=1, help="RePaint resampling per step (ddpm/ddim only)")
+    p.add_argument("--given", nargs="+", default=list(GIVEN), choices=list(GIVEN), help="recorded-lead sets to complete from")
+    p.add_argument("--reconstruction", type=float, default=0.0, help="reconstruction-guidance weight (completion)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     out = Path(args.out)
@@ -158,8 +162,7 @@ def main() -> None:
                                            "test_folds": [args.fold]}, progress=False)
     pairs = select_pairs(dm, args.max_pairs, seed=0, split="test")
     options = resolve_sampling(args.sampler, args.steps, args.guidance_condition, args.guidance_person)
-    if args.resample > 1:
-        options = replace(options, resample=args.resample)
+    options = replace(options, resample=args.resample, reconstruction=args.reconstruction)
     report = {"checkpoint": str(model.checkpoint_path), "fold": args.fold, "n_pairs": len(pairs),
               "n_patients": int(len(np.unique(pairs.patient_id))), "sampling": repr(options)}
     if "completion" in args.parts:

@@ -116,3 +116,17 @@ def test_completion_with_repaint_resampling_keeps_the_leads() -> None:
         SamplingOptions("dpmpp_2m", 6, resample=2)
     with pytest.raises(ValueError, match="resample"):
         SamplingOptions("ddpm", 6, resample=0)
+
+
+def test_reconstruction_guidance_keeps_the_leads_and_moves_the_free_ones() -> None:
+    net, rec = tiny_net(8), recording()
+    given = ("I", "II")
+    known = KnownLeads(given, rec[:, [LEADS.index(n) for n in given]])
+    outs = {w: sample_twins(net, SCHEDULE, SCALE, condition(2), [0, 1], torch.randn(2, 8), SamplingOptions("ddim", 8, reconstruction=w),
+                            L, known=known) for w in (0.0, 5.0)}
+    for out in outs.values():
+        torch.testing.assert_close(out[:, [0, 1]], rec[:, [0, 1]], atol=1e-5, rtol=0)  # kept exactly
+        assert float(lead_law_residual(out).max()) < 1e-5
+    assert float((outs[5.0] - outs[0.0]).abs().max()) > 1e-3  # the guidance acts on the free leads
+    with pytest.raises(ValueError, match="reconstruction"):
+        SamplingOptions("ddim", 8, reconstruction=-1.0)

@@ -19,6 +19,7 @@ guidance scales, per-twin seeds and the lead laws behave as for twins.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,8 +28,8 @@ from tqdm.auto import tqdm
 
 from ecgtwin.constants import LEADS, N_LEADS, canonical_lead
 from ecgtwin.leads import derive_leads, independent_leads
-from ecgtwin.pipeline import (KnownLeads, SamplingOptions, edit_start_step, generated_leads, resolve_sampling,
-                              sample_twins)
+from ecgtwin.pipeline import (COMPLETION_RECONSTRUCTION, KnownLeads, SamplingOptions, edit_start_step,
+                              generated_leads, resolve_sampling, sample_twins)
 
 if TYPE_CHECKING:
     from ecgtwin.api import TwinModel, TwinSpec
@@ -143,6 +144,8 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
                              "be the reference")
         if not model.personalised:
             raise ValueError("this is a population model: it takes no reference; leave the reference out")
+    if options is None:  # the default sampling plus the completion's reconstruction guidance
+        options = replace(resolve_sampling(), reconstruction=COMPLETION_RECONSTRUCTION)
     options = resolve_sampling(defaults=options)
     specs = [TwinSpec(reference=reference[i] if reference is not None else np.zeros((N_LEADS, model.length), np.float32),
                       labels=labels if labels is not None else [], hr=hr, age=age, sex=sex, rhythm=rhythm, seed=seeds[i],

@@ -85,6 +85,11 @@ DEFAULT_SAMPLING = SamplingOptions()
 the notebook and ``ecgtwin evaluate`` all read it); chosen on validation fold 7, see docs/GENERATOR.md."""
 
 
+COMPLETION_RECONSTRUCTION = 16.0
+"""Reconstruction-guidance weight of lead completion (``generate-ecg --complete``, ``TwinModel.complete``),
+chosen on fold 7 (docs/EDITING.md): projection alone leaves the free leads out of step with the recorded ones."""
+
+
 def resolve_sampling(sampler: str | None = None, steps: int | None = None, guidance_condition: float | None = None,
                      guidance_person: float | None = None, defaults: SamplingOptions | None = None) -> SamplingOptions:
     """``defaults`` (None: :data:`DEFAULT_SAMPLING`, read at call time) with the settings that are given (not None) replaced.

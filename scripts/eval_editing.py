@@ -37,7 +37,7 @@ from ecgtwin.eval.editing_report import (PRECORDIAL, completion_markdown, editin
                                          plot_completion_r, plot_editing_curve, plot_edits)
 from ecgtwin.eval.harness_data import datamodule_for, select_pairs, split_arrays, twin_specs
 from ecgtwin.eval.metrics import bootstrap_ci
-from ecgtwin.pipeline import resolve_sampling
+from ecgtwin.pipeline import COMPLETION_RECONSTRUCTION, resolve_sampling
 
 GIVEN = {"I": ("I",), "I+II": ("I", "II"), "limb leads": ("I", "II", "III", "aVR", "aVL", "aVF")}
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -151,7 +151,8 @@ def main() -> None:
     p.add_argument("--guidance-person", type=float, default=None)
     p.add_argument("--resample", type=int, default=1, help="RePaint resampling per step (ddpm/ddim only)")
     p.add_argument("--given", nargs="+", default=list(GIVEN), choices=list(GIVEN), help="recorded-lead sets to complete from")
-    p.add_argument("--reconstruction", type=float, default=0.0, help="reconstruction-guidance weight (completion)")
+    p.add_argument("--reconstruction", type=float, default=None,
+                   help="reconstruction-guidance weight of completion (default: COMPLETION_RECONSTRUCTION; 0 = none)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     out = Path(args.out)
@@ -162,7 +163,8 @@ def main() -> None:
                                            "test_folds": [args.fold]}, progress=False)
     pairs = select_pairs(dm, args.max_pairs, seed=0, split="test")
     options = resolve_sampling(args.sampler, args.steps, args.guidance_condition, args.guidance_person)
-    options = replace(options, resample=args.resample, reconstruction=args.reconstruction)
+    weight = COMPLETION_RECONSTRUCTION if args.reconstruction is None else args.reconstruction
+    options = replace(options, resample=args.resample, reconstruction=weight)  # editing ignores reconstruction
     report = {"checkpoint": str(model.checkpoint_path), "fold": args.fold, "n_pairs": len(pairs),
               "n_patients": int(len(np.unique(pairs.patient_id))), "sampling": repr(options)}
     if "completion" in args.parts:

@@ -38,14 +38,17 @@ def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path:
     assert main(argv) == 0
     rows = list(csv.DictReader((out / "manifest.csv").open()))
     assert len(rows) == 2
-    assert rows[0]["mode"] == f"complete from I+II ({'personal' if personal else 'population'})"
+    assert rows[0]["mode"] == (f"complete from I+II ({'personal' if personal else 'population'}, "
+                               "reconstruction guidance 16)")
     kept = read_reference(partial, partial=True).signal  # (2, L) as recorded
     for row in rows:
-        completed = wfdb.rdrecord(str(out / row["record_name"])).p_signal.T  # (12, L)
-        assert float(np.abs(completed[:2] - kept).max()) <= 1e-3  # within a 16-bit step
-        assert float(lead_law_residual(completed)) < 2e-3  # derived limb leads follow (16-bit storage)
+        stored = wfdb.rdrecord(str(out / row["record_name"]))
+        completed, step = stored.p_signal.T, 1.0 / np.asarray(stored.adc_gain)  # (12, L) mV, (12,) mV per unit
+        assert np.all(np.abs(completed[:2] - kept) <= np.maximum(step[:2, None], 1e-3) + 1e-6)  # one 16-bit step
+        assert float(lead_law_residual(completed)) < 2 * max(step[:6].max(), 1e-3)  # laws hold up to 16-bit storage
     header = dict(c.split(": ", 1) for c in wfdb.rdheader(str(out / rows[0]["record_name"])).comments)
     assert header["recorded_leads"] == "I;II" and "DI->I" in header["recorded_lead_names"]
+    assert header["reconstruction_guidance"] == "16"  # the completion default (COMPLETION_RECONSTRUCTION)
     assert main(argv) == 0  # rerun: resumes, nothing new
     assert len(list(csv.DictReader((out / "manifest.csv").open()))) == 2
 
@@ -58,6 +61,7 @@ def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path:
     ("I,II", ["--edit", "--strength", "0.3"], "cannot be combined with --complete"),
     ("I,II", ["--reference", "PARTIAL"], "partial record cannot be the reference"),
     ("I,II", ["--plot"], "--plot cannot be combined with --complete"),
+    ("I,II", ["--reconstruction", "-1"], "--reconstruction must be"),
 ])
 def test_completion_errors_exit_2(sample_root: Path, v2_bundle: Path, tmp_path: Path,  # noqa: F811
                                   capsys: pytest.CaptureFixture, setup: str, extra: list[str], message: str) -> None:
@@ -82,6 +86,7 @@ def test_rerun_with_other_settings_is_refused(sample_root: Path, v2_bundle: Path
     argv = ["--complete", str(partial), "--checkpoint", str(v2_bundle), "--out", str(tmp_path / "o"), *FAST]
     assert main(argv) == 0
     assert main([*argv, "--steps", "4"]) == 2 and "steps=5" in capsys.readouterr().err
+    assert main([*argv, "--reconstruction", "0"]) == 2 and "reconstruction guidance 16" in capsys.readouterr().err
     assert main([*argv, "--steps", "4", "--overwrite"]) == 0
 
 

@@ -10,6 +10,7 @@ is a 12-lead WFDB record with its provenance in the header and in
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,8 @@ def completion_provenance(args: argparse.Namespace, partial: Any, leads: tuple[s
     options = args.sampling
     kept = {f"recorded_{k}": v for k, v in partial.transformations().items() if k.startswith("reference_")}
     return {
-        "mode": f"complete from {'+'.join(leads)} ({'personal' if reference is not None else 'population'})",
+        "mode": f"complete from {'+'.join(leads)} ({'personal' if reference is not None else 'population'}"
+                f"{f', reconstruction guidance {options.reconstruction:g}' if options.reconstruction else ''})",
         "recorded_leads_filter": "high-passed like references for the model; the removed baseline added back",
         "reference": str(partial.path.resolve()),
         "recorded_leads": ";".join(leads),
@@ -87,7 +89,7 @@ def completion_provenance(args: argparse.Namespace, partial: Any, leads: tuple[s
         "sex": args.sex or "unknown",
         "sampler": options.sampler, "steps": str(options.num_steps),
         "guidance_condition": f"{options.guidance_condition:g}", "guidance_person": f"{options.guidance_person:g}",
-        "seed": str(seed), "checkpoint": str(model.checkpoint_hash),
+        "reconstruction_guidance": f"{options.reconstruction:g}", "seed": str(seed), "checkpoint": str(model.checkpoint_hash),
         "checkpoint_file": Path(model.checkpoint_path).name, "ecgtwin_version": __version__,
     }
 
@@ -97,7 +99,10 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
     from ecgtwin.editing import canonical_leads
     from ecgtwin.io.manifest import OutputManifest, TwinRow
     from ecgtwin.io.wfdb_io import ECGInputError, read_reference, write_twin
+    from ecgtwin.pipeline import COMPLETION_RECONSTRUCTION
 
+    weight = COMPLETION_RECONSTRUCTION if args.reconstruction is None else args.reconstruction
+    args.sampling = replace(args.sampling, reconstruction=weight)
     seconds = model.length / model.fs
     try:
         partial = read_reference(args.complete, model.fs, seconds, args.offset, partial=True)

@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"classifier-free guidance scale of the target condition ({DEFAULTS_NOTE})")
     gen.add_argument("--guidance-person", type=float, metavar="S",
                      help=f"guidance scale of the reference's base vector ({DEFAULTS_NOTE})")
+    gen.add_argument("--reconstruction", type=float, metavar="W",
+                     help="with --complete: reconstruction-guidance weight (default "
+                          "ecgtwin.pipeline.COMPLETION_RECONSTRUCTION; 0 = projection only)")
     gen.add_argument("--checkpoint", metavar="CKPT", help="model bundle (default: the bundled model)")
     gen.add_argument("--batch-size", type=int, default=16, metavar="B", help="twins per model call (default 16)")
     gen.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -145,6 +148,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("give --reference RECORD, --manifest FILE.csv or --complete PARTIAL")
     if args.leads is not None and args.complete is None:
         raise UsageError("--leads applies to --complete")
+    if args.reconstruction is not None and args.complete is None:
+        raise UsageError("--reconstruction applies to --complete")
+    if args.reconstruction is not None and not (math.isfinite(args.reconstruction) and args.reconstruction >= 0):
+        raise UsageError(f"--reconstruction must be a finite number >= 0, got {args.reconstruction}")
     if args.complete is not None:
         pass  # the target condition is optional: the recorded leads decide
     elif args.manifest is not None:

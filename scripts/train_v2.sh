@@ -8,7 +8,7 @@
 #                                            # its IBE; optimiser state and step count start afresh)
 #   POPULATION=1 bash scripts/train_v2.sh    # the population model of the report: same recipe, data and budget,
 #                                            # no base vector (no IBE stage), progress in runs/population_v2
-#   THREADS=1 ...                            # two single-thread runs side by side train ~15% more steps per hour
+#   THREADS=1 ...                            # two single-thread runs side by side train ~25% more steps per hour
 #                                            # in total than one 2-thread run, and do not stall beside other work
 #
 # Stage 1, the IBE on the same vocabulary (5 superclasses + 12 rhythm statements), runs first when

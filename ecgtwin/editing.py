@@ -53,12 +53,12 @@ def edit_ecgs(model: TwinModel, specs: Sequence[TwinSpec], strength: float, opti
     noise) the result is the ordinary twin, without the recording's baseline.
     """
     options = resolve_sampling(defaults=options)
-    edit_start_step(strength, model.schedule)  # validates the strength before any work
+    t_start = edit_start_step(strength, model.schedule)  # validates the strength before any work
     for spec in specs:
         model.validate(spec)
-    if edit_start_step(strength, model.schedule) is None:
+    if t_start is None:
         return np.stack([np.asarray(s.reference, dtype=np.float32) for s in specs])  # (N, 12, L)
-    from_recording = edit_start_step(strength, model.schedule) < model.schedule.num_timesteps - 1  # else a twin
+    from_recording = t_start < model.schedule.num_timesteps - 1  # else an ordinary twin
     out = np.empty((len(specs), N_LEADS, model.length), dtype=np.float32)
     bar = tqdm(total=len(specs), desc=f"edits (strength {strength:g})", unit="ecg", disable=not progress)
     for part in _chunks(len(specs), batch_size):

@@ -36,7 +36,8 @@ COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("MAE @140", ("controllability", "extreme_hr", "twin", "mae_140"), "{:.1f}"),
 )
 REAL = {"limb resid. (mV)": ("realism", "real", "limb_residual_mV"), "amp. ratio": ("realism", "real", "amplitude_ratio"),
-        "noise ratio": ("realism", "real", "noise_ratio_35_50Hz"), "RR regular": ("realism", "real", "rr_regular_share"), "QT (ms)": ("clinical", "real", "qt_ms_median"),
+        "noise ratio": ("realism", "real", "noise_ratio_35_50Hz"), "RR regular": ("realism", "real", "rr_regular_share"),
+        "QT (ms)": ("clinical", "real", "qt_ms_median"),
         "FD": ("fidelity", "real", "fd"), "KID": ("fidelity", "real", "kid"), "recall": ("fidelity", "real", "recall"),
         "target AUROC": ("controllability", "auroc", "real", "macro_auroc"),
         "2-sample AUROC": ("realism", "real", "c2st_auroc"), "corr. err": ("realism", "real", "correlation_error")}

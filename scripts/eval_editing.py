@@ -43,6 +43,11 @@ GIVEN = {"I": ("I",), "I+II": ("I", "II"), "limb leads": ("I", "II", "III", "aVR
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
+def example_figure(given: str) -> str:
+    """File name of the completion example figure of one given-lead set."""
+    return f"completion_example_{given.replace(' ', '_').replace('+', '_')}.png"
+
+
 def precordial_r(recon: np.ndarray, real: np.ndarray) -> np.ndarray:
     """Mean Pearson r over V1-V6 per record (N,)."""
     rows = [LEADS.index(v) for v in PRECORDIAL]
@@ -87,9 +92,8 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
                                for arm in arms if arm != "personal"},
             "kept_max_abs_mV": float(np.abs(arms["personal"][:, rows] - partial).max()),
         }
-        slug = name.replace(" ", "_").replace("+", "_")
         plot_completion_example(pairs.target[0], {a: x[0] for a, x in arms.items()}, given, model.fs,
-                                out / f"completion_example_{slug}.png")
+                                out / example_figure(name))
         print(f"  completion from {name}: precordial r " + ", ".join(f"{a} {v:.3f}" for a, v in
                                                                       results[name]["precordial_r_mean"].items()),
               flush=True)
@@ -192,8 +196,7 @@ def write_markdown(report: dict, path: Path) -> None:
         lines += ["## Completion (missing precordial leads)", "",
                   completion_markdown(report["completion"], report["n_pairs"], report["n_patients"]),
                   "![median r per lead](completion_r.png)", ""]
-        lines += [f"![example, given {g}](completion_example_{g.replace(' ', '_').replace('+', '_')}.png)"
-                  for g in report["completion"]] + [""]
+        lines += [f"![example, given {g}]({example_figure(g)})" for g in report["completion"]] + [""]
     if "editing" in report:
         lines += ["## Editing (each pair's reference edited towards the target's condition)", "",
                   f"n = {report['n_pairs']} pairs.", "", editing_markdown(report["editing"]), "",

@@ -64,15 +64,18 @@ class MeasurementDenoiser:
         self.denoiser = denoiser
         self.schedule = schedule
         self.basis = None if basis is None else basis.double()  # (C, D)
+        self.basis_pinv = None if basis is None else torch.linalg.pinv(self.basis)  # (D, C)
         self.h = h.double() if basis is None else h.double() @ self.basis  # (k, C) or (k, D)
         self.pinv = range_projector(self.h)  # (C or D, k)
+        # H over the generated leads, through the subspace when there is one: (k, C)
+        self.h_generated = self.h if basis is None else self.h @ self.basis_pinv
         self.y = y.double()
 
     def project(self, x0: torch.Tensor) -> torch.Tensor:
         """``x0 + H^+ (y - H x0)`` for x0 (B, C, L) (in the basis' subspace when one is given)."""
         x = x0.double()
         if self.basis is not None:
-            x = torch.einsum("dc,bcl->bdl", torch.linalg.pinv(self.basis).to(x.device), x)  # (B, D, L)
+            x = torch.einsum("dc,bcl->bdl", self.basis_pinv.to(x.device), x)  # (B, D, L)
         residual = self.y.to(x.device) - torch.einsum("kc,bcl->bkl", self.h.to(x.device), x)  # (B, k, L)
         x = x + torch.einsum("ck,bkl->bcl", self.pinv.to(x.device), residual)
         if self.basis is not None:
@@ -81,10 +84,7 @@ class MeasurementDenoiser:
 
     def measured(self, x0: torch.Tensor) -> torch.Tensor:
         """``H x0`` (B, k, L) of a prediction (B, C, L), differentiable."""
-        h = self.h.to(x0)
-        if self.basis is not None:
-            h = h @ torch.linalg.pinv(self.basis).to(x0)  # (k, C): measure through the subspace coordinates
-        return torch.einsum("kc,bcl->bkl", h, x0)
+        return torch.einsum("kc,bcl->bkl", self.h_generated.to(x0), x0)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         step = int(t.reshape(-1)[0])

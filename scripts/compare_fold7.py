@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ecgtwin.eval.targets import lookup
+
 COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("limb resid. (mV)", ("realism", "twin", "limb_residual_mV"), "{:.1e}"),
     ("amp. ratio", ("realism", "twin", "amplitude_ratio"), "{:.2f}"),
@@ -41,15 +43,6 @@ REAL = {"limb resid. (mV)": ("realism", "real", "limb_residual_mV"), "amp. ratio
         "FD": ("fidelity", "real", "fd"), "KID": ("fidelity", "real", "kid"), "recall": ("fidelity", "real", "recall"),
         "target AUROC": ("controllability", "auroc", "real", "macro_auroc"),
         "2-sample AUROC": ("realism", "real", "c2st_auroc"), "corr. err": ("realism", "real", "correlation_error")}
-
-
-def lookup(report: dict, path: tuple[str, ...]) -> float:
-    value: object = report
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            return float("nan")
-        value = value[key]
-    return float("nan") if value is None else float(value)  # type: ignore[arg-type]
 
 
 def parse_arm(text: str) -> tuple[str, str, list[str]]:

@@ -19,7 +19,6 @@ guidance scales, per-twin seeds and the lead laws behave as for twins.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ecgtwin.constants import LEADS, N_LEADS, canonical_lead
 from ecgtwin.leads import derive_leads, independent_leads
-from ecgtwin.pipeline import (COMPLETION_RECONSTRUCTION, KnownLeads, SamplingOptions, edit_start_step,
+from ecgtwin.pipeline import (COMPLETION_SAMPLING, KnownLeads, SamplingOptions, edit_start_step,
                               generated_leads, resolve_sampling, sample_twins)
 
 if TYPE_CHECKING:
@@ -115,6 +114,7 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
     ``reference``: an earlier 12-lead ECG of the same person, (12, L) for all or (N, 12, L) one each; None =
     the population branch. ``labels``/``hr``/``age``/``sex``/``rhythm``: an optional target condition (default:
     nothing known, so the recorded leads alone decide). ``seeds``: one per output (default 0..N-1).
+    ``options``: default :data:`~ecgtwin.pipeline.COMPLETION_SAMPLING`.
 
     The model works on high-passed ECGs (its training data): the recorded leads are filtered as references
     are, completed, and the baseline the filter removed is added back to the output through the limb-lead laws
@@ -144,9 +144,7 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
                              "be the reference")
         if not model.personalised:
             raise ValueError("this is a population model: it takes no reference; leave the reference out")
-    if options is None:  # the default sampling plus the completion's reconstruction guidance
-        options = replace(resolve_sampling(), reconstruction=COMPLETION_RECONSTRUCTION)
-    options = resolve_sampling(defaults=options)
+    options = resolve_sampling(defaults=COMPLETION_SAMPLING if options is None else options)
     specs = [TwinSpec(reference=reference[i] if reference is not None else np.zeros((N_LEADS, model.length), np.float32),
                       labels=labels if labels is not None else [], hr=hr, age=age, sex=sex, rhythm=rhythm, seed=seeds[i],
                       preprocessed=preprocessed)

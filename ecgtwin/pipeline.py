@@ -85,9 +85,11 @@ DEFAULT_SAMPLING = SamplingOptions()
 the notebook and ``ecgtwin evaluate`` all read it); chosen on validation fold 7, see docs/GENERATOR.md."""
 
 
-COMPLETION_RECONSTRUCTION = 16.0
-"""Reconstruction-guidance weight of lead completion (``generate-ecg --complete``, ``TwinModel.complete``),
-chosen on fold 7 (docs/EDITING.md): projection alone leaves the free leads out of step with the recorded ones."""
+COMPLETION_SAMPLING = SamplingOptions("dpmpp_2m", 25, 1.0, 1.0, reconstruction=16.0)
+"""The default sampling of lead completion (``generate-ecg --complete``, ``TwinModel.complete``), apart from the
+twins' :data:`DEFAULT_SAMPLING`: DPM-Solver++(2M) 25 with reconstruction guidance ``w = 16``, chosen on fold 7
+(docs/EDITING.md; projection alone leaves the free leads out of step with the recorded ones). No condition
+guidance: a completion has no target condition unless one is asked for, and the recorded leads fix the rhythm."""
 
 
 def resolve_sampling(sampler: str | None = None, steps: int | None = None, guidance_condition: float | None = None,

@@ -37,7 +37,7 @@ from ecgtwin.eval.editing_report import (PRECORDIAL, completion_markdown, editin
                                          plot_completion_r, plot_editing_curve, plot_edits)
 from ecgtwin.eval.harness_data import datamodule_for, select_pairs, split_arrays, twin_specs
 from ecgtwin.eval.metrics import bootstrap_ci
-from ecgtwin.pipeline import COMPLETION_RECONSTRUCTION, resolve_sampling
+from ecgtwin.pipeline import COMPLETION_SAMPLING, resolve_sampling
 
 GIVEN = {"I": ("I",), "I+II": ("I", "II"), "limb leads": ("I", "II", "III", "aVR", "aVL", "aVF")}
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -149,14 +149,14 @@ def main() -> None:
     p.add_argument("--train-records", type=int, default=2000, help="train records for the regression baseline")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--parts", nargs="+", default=["completion", "editing"], choices=("completion", "editing"))
-    p.add_argument("--sampler", default=None, help="default: ecgtwin.pipeline.DEFAULT_SAMPLING")
+    p.add_argument("--sampler", default=None, help="default: DEFAULT_SAMPLING for editing, COMPLETION_SAMPLING for completion")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--guidance-condition", type=float, default=None)
     p.add_argument("--guidance-person", type=float, default=None)
     p.add_argument("--resample", type=int, default=1, help="RePaint resampling per step (ddpm/ddim only)")
     p.add_argument("--given", nargs="+", default=list(GIVEN), choices=list(GIVEN), help="recorded-lead sets to complete from")
     p.add_argument("--reconstruction", type=float, default=None,
-                   help="reconstruction-guidance weight of completion (default: COMPLETION_RECONSTRUCTION; 0 = none)")
+                   help="reconstruction-guidance weight of completion (default: that of COMPLETION_SAMPLING; 0 = none)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     out = Path(args.out)
@@ -166,14 +166,17 @@ def main() -> None:
     dm = datamodule_for(model, args.root, {"train_folds": [1, 2, 3, 4, 5, 6], "val_folds": [other],
                                            "test_folds": [args.fold]}, progress=False)
     pairs = select_pairs(dm, args.max_pairs, seed=0, split="test")
-    options = resolve_sampling(args.sampler, args.steps, args.guidance_condition, args.guidance_person)
-    weight = COMPLETION_RECONSTRUCTION if args.reconstruction is None else args.reconstruction
-    options = replace(options, resample=args.resample, reconstruction=weight)  # editing ignores reconstruction
+    given = (args.sampler, args.steps, args.guidance_condition, args.guidance_person)
+    options = resolve_sampling(*given)  # editing: the twins' defaults (DEFAULT_SAMPLING)
+    completion_options = replace(resolve_sampling(*given, defaults=COMPLETION_SAMPLING), resample=args.resample)
+    if args.reconstruction is not None:
+        completion_options = replace(completion_options, reconstruction=args.reconstruction)
     report = {"checkpoint": str(model.checkpoint_path), "fold": args.fold, "n_pairs": len(pairs),
-              "n_patients": int(len(np.unique(pairs.patient_id))), "sampling": repr(options)}
+              "n_patients": int(len(np.unique(pairs.patient_id))), "sampling": repr(options),
+              "completion_sampling": repr(completion_options)}
     if "completion" in args.parts:
         train, _, _ = split_arrays(dm, "train", args.train_records)
-        report["completion"] = completion_part(model, pairs, train, options, args, out)
+        report["completion"] = completion_part(model, pairs, train, completion_options, args, out)
         plot_completion_r(report["completion"], out / "completion_r.png")
     if "editing" in args.parts:
         classifier = None

@@ -48,7 +48,7 @@ def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path:
         assert float(lead_law_residual(completed)) < 2 * max(step[:6].max(), 1e-3)  # laws hold up to 16-bit storage
     header = dict(c.split(": ", 1) for c in wfdb.rdheader(str(out / rows[0]["record_name"])).comments)
     assert header["recorded_leads"] == "I;II" and "DI->I" in header["recorded_lead_names"]
-    assert header["reconstruction_guidance"] == "16"  # the completion default (COMPLETION_RECONSTRUCTION)
+    assert header["reconstruction_guidance"] == "16"  # the completion default (COMPLETION_SAMPLING)
     assert main(argv) == 0  # rerun: resumes, nothing new
     assert len(list(csv.DictReader((out / "manifest.csv").open()))) == 2
 

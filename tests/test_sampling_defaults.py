@@ -26,6 +26,19 @@ def patched_defaults(monkeypatch: pytest.MonkeyPatch) -> SamplingOptions:
     return PATCHED
 
 
+def spy_sampling(monkeypatch: pytest.MonkeyPatch, module: object) -> list[SamplingOptions]:
+    """Record the SamplingOptions each ``module.sample_twins`` call gets (the call still runs)."""
+    seen: list[SamplingOptions] = []
+    real = module.sample_twins  # type: ignore[attr-defined]
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(args[6])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "sample_twins", spy)
+    return seen
+
+
 def test_resolve_sampling_fills_only_what_is_missing(patched_defaults: SamplingOptions) -> None:
     assert resolve_sampling() == PATCHED
     assert resolve_sampling(steps=9, guidance_person=2.0) == SamplingOptions("ddim", 9, 1.5, 2.0)
@@ -37,14 +50,7 @@ def test_resolve_sampling_fills_only_what_is_missing(patched_defaults: SamplingO
 
 def test_api_generate_uses_the_defaults(patched_defaults: SamplingOptions, sample_root: Path, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[SamplingOptions] = []
-    real = ecgtwin.api.sample_twins
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(args[6])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ecgtwin.api, "sample_twins", spy)
+    seen = spy_sampling(monkeypatch, ecgtwin.api)
     model = TwinModel.load(tiny_bundle(sample_root, tmp_path))
     spec = TwinSpec(read_reference(sample_root / RECORD).signal, ["MI"])
     twins = model.generate([spec], progress=False)
@@ -71,3 +77,29 @@ def test_no_other_default_sampler_settings_in_the_generation_path() -> None:
     for path in ("ecgtwin/cli/generate.py", "ecgtwin/cli/demo.py", "ecgtwin/api.py", "scripts/build_notebook.py"):
         text = (root / path).read_text()
         assert "default=\"dpmpp_2m\"" not in text and "DEFAULT_STEPS" not in text and "\"ddpm\", 250" not in text, path
+
+
+def test_completion_has_its_own_defaults(patched_defaults: SamplingOptions, sample_root: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lead completion samples with COMPLETION_SAMPLING (reconstruction guidance, no condition guidance), not with
+    the twins' default; a setting given by the caller replaces only itself."""
+    import ecgtwin.editing
+
+    seen = spy_sampling(monkeypatch, ecgtwin.editing)
+    monkeypatch.setattr(pipeline, "COMPLETION_SAMPLING", SamplingOptions("ddim", 2, 1.0, 1.0, reconstruction=4.0))
+    monkeypatch.setattr(ecgtwin.editing, "COMPLETION_SAMPLING", pipeline.COMPLETION_SAMPLING)
+    model = TwinModel.load(tiny_bundle(sample_root, tmp_path))
+    partial = read_reference(sample_root / RECORD).signal[:2]  # (2, L): leads I and II
+    model.complete(partial, ["I", "II"], progress=False)
+    assert seen[-1] == SamplingOptions("ddim", 2, 1.0, 1.0, reconstruction=4.0)
+    model.complete(partial, ["I", "II"], progress=False, options=resolve_sampling(steps=3))
+    assert seen[-1] == SamplingOptions("ddim", 3, 1.5, 0.5)  # an explicit options object is used as given
+
+
+def test_the_shipped_completion_default_is_the_documented_one() -> None:
+    """docs/EDITING.md states the completion default; it must be COMPLETION_SAMPLING."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "EDITING.md").read_text()
+    options = pipeline.COMPLETION_SAMPLING
+    assert (options.sampler, options.num_steps) == ("dpmpp_2m", 25)
+    assert (options.guidance_condition, options.guidance_person, options.reconstruction) == (1.0, 1.0, 16.0)
+    assert "Default: DPM-Solver++(2M) 25 steps, no guidance (1/1), with reconstruction guidance `w = 16`" in text

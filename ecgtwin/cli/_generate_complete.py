@@ -99,10 +99,9 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
     from ecgtwin.editing import canonical_leads
     from ecgtwin.io.manifest import OutputManifest, TwinRow
     from ecgtwin.io.wfdb_io import ECGInputError, read_reference, write_twin
-    from ecgtwin.pipeline import COMPLETION_RECONSTRUCTION
 
-    weight = COMPLETION_RECONSTRUCTION if args.reconstruction is None else args.reconstruction
-    args.sampling = replace(args.sampling, reconstruction=weight)
+    if args.reconstruction is not None:  # else the reconstruction weight of COMPLETION_SAMPLING
+        args.sampling = replace(args.sampling, reconstruction=args.reconstruction)
     seconds = model.length / model.fs
     try:
         partial = read_reference(args.complete, model.fs, seconds, args.offset, partial=True)

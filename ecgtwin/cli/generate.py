@@ -37,7 +37,7 @@ from typing import Any
 
 from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM
 
-DEFAULTS_NOTE = "default: ecgtwin.pipeline.DEFAULT_SAMPLING"
+DEFAULTS_NOTE = "default: ecgtwin.pipeline.DEFAULT_SAMPLING, with --complete COMPLETION_SAMPLING"
 PER_TWIN_OPTIONS: tuple[str, ...] = ("condition", "hr", "age", "sex", "num", "seed", "offset", "rhythm")
 """Options that a --manifest gives per row (its columns) and so may not be given on the command line."""
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"guidance scale of the reference's base vector ({DEFAULTS_NOTE})")
     gen.add_argument("--reconstruction", type=float, metavar="W",
                      help="with --complete: reconstruction-guidance weight (default "
-                          "ecgtwin.pipeline.COMPLETION_RECONSTRUCTION; 0 = projection only)")
+                          "that of ecgtwin.pipeline.COMPLETION_SAMPLING; 0 = projection only)")
     gen.add_argument("--checkpoint", metavar="CKPT", help="model bundle (default: the bundled model)")
     gen.add_argument("--batch-size", type=int, default=16, metavar="B", help="twins per model call (default 16)")
     gen.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -187,10 +187,11 @@ def check_args(args: argparse.Namespace) -> None:
         value = getattr(args, option[2:].replace("-", "_"))
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise UsageError(f"{option} must be a finite number >= 0, got {value}")
-    from ecgtwin.pipeline import resolve_sampling
+    from ecgtwin.pipeline import COMPLETION_SAMPLING, resolve_sampling
 
-    try:
-        args.sampling = resolve_sampling(args.sampler, args.steps, args.guidance_condition, args.guidance_person)
+    try:  # completion has its own defaults (reconstruction guidance, no condition guidance)
+        args.sampling = resolve_sampling(args.sampler, args.steps, args.guidance_condition, args.guidance_person,
+                                         defaults=COMPLETION_SAMPLING if args.complete is not None else None)
     except ValueError as exc:
         raise UsageError(f"--sampler/--steps: {exc}") from None
     if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):

@@ -8,6 +8,7 @@
 #                                            # its IBE; optimiser state and step count start afresh)
 #   POPULATION=1 bash scripts/train_v2.sh    # the population model of the report: same recipe, data and budget,
 #                                            # no base vector (no IBE stage), progress in runs/population_v2
+#   bash scripts/train_v2.sh --model.init_args.min_snr_shift 1   # extra arguments go to `ecgtwin fit`
 #   THREADS=1 ...                            # two single-thread runs side by side train ~25% more steps per hour
 #                                            # in total than one 2-thread run, and do not stall beside other work
 #
@@ -58,4 +59,4 @@ echo "== generator v2 (population=$POPULATION) -> $RUN (max_steps $MAX_STEPS, se
 exec ecgtwin fit --config configs/generator_v2.yaml "${data[@]}" --data.init_args.personal_share 0.6 \
     --seed_everything "$SEED" --data.init_args.seed "$SEED" \
     "${warm[@]}" --trainer.max_steps "$MAX_STEPS" --trainer.default_root_dir "$RUN" \
-    --trainer.logger.init_args.save_dir "$(dirname "$RUN")" --trainer.logger.init_args.name "$(basename "$RUN")" "${resume[@]}"
+    --trainer.logger.init_args.save_dir "$(dirname "$RUN")" --trainer.logger.init_args.name "$(basename "$RUN")" "${resume[@]}" "$@"

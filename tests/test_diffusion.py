@@ -92,6 +92,38 @@ def test_diffusion_loss() -> None:
         diffusion_loss(zero, SCHEDULE, x0, t, noise[:, :, :5])
 
 
+@pytest.mark.parametrize(("timestep", "shift", "weight"), [
+    (999, 0.0, 0.0),      # Min-SNR: at SNR ~ 0 the weight vanishes
+    (999, 1.0, 1.0),      # shifted: the plain v-loss weight
+    (0, 0.0, None),       # low noise: both capped at gamma / (SNR + 1)
+    (0, 1.0, None),
+])
+def test_min_snr_weight_at_both_ends(timestep: int, shift: float, weight: float | None) -> None:
+    """One sample at a known noise level: the loss of a zero network is E[v^2] times the weight."""
+    x0, noise = torch.randn(1, 12, 4000), torch.randn(1, 12, 4000)
+    t = torch.tensor([timestep])
+    zero = lambda x_t, t_: torch.zeros_like(x_t)  # noqa: E731
+    plain = diffusion_loss(zero, SCHEDULE, x0, t, noise).item()
+    weighted = diffusion_loss(zero, SCHEDULE, x0, t, noise, min_snr_gamma=5.0, min_snr_shift=shift).item()
+    snr = float(SCHEDULE.snr(t))
+    expected = 5.0 / (snr + 1) if weight is None else weight
+    assert snr > 1000 if timestep == 0 else snr < 1e-3
+    assert weighted == pytest.approx(plain * expected, rel=1e-4, abs=1e-6)
+
+
+def test_shifted_min_snr_is_the_v_loss_below_gamma_minus_one() -> None:
+    t = torch.arange(0, 1000, 4)  # (250,) every noise level of the schedule, in steps of 4
+    x0, noise = torch.randn(len(t), 12, 20), torch.randn(len(t), 12, 20)
+    snr = SCHEDULE.snr(t)
+    zero = lambda x_t, t_: torch.zeros_like(x_t)  # noqa: E731
+    low_noise = snr > 4.0
+    v2 = SCHEDULE.v_target(x0, t, noise).pow(2).flatten(1).mean(1)  # (B,)
+    expected = (v2 * torch.where(low_noise, 5.0 / (snr + 1), torch.ones_like(snr)).float()).mean()
+    got = diffusion_loss(zero, SCHEDULE, x0, t, noise, min_snr_gamma=5.0, min_snr_shift=1.0)
+    assert low_noise.any() and (~low_noise).any()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 # --------------------------------------------------------------------------- guidance
 def test_guidance_weights() -> None:
     assert guidance_weights(1, 1, True) == {(True, True): 1.0}

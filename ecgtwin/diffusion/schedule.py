@@ -135,10 +135,14 @@ def diffusion_loss(
     t: torch.Tensor,
     noise: torch.Tensor,
     min_snr_gamma: float | None = None,
+    min_snr_shift: float = 0.0,
 ) -> torch.Tensor:
     """Mean squared error between ``net_fn(x_t, t)`` and the v target (scalar).
 
-    ``min_snr_gamma`` turns on Min-SNR weighting ``min(SNR, gamma) / (SNR + 1)``.
+    ``min_snr_gamma`` turns on Min-SNR weighting ``min(SNR + shift, gamma) / (SNR + 1)`` of the v error, i.e.
+    ``min(SNR + shift, gamma)`` of the x0 error (the v error is ``SNR + 1`` times the x0 error). ``shift = 0``
+    is Min-SNR-gamma (Hang et al. 2023), whose weight vanishes with the SNR at high noise; ``shift = 1`` keeps
+    the plain v-loss weight 1 wherever ``SNR <= gamma - 1`` and caps only the low-noise end.
     """
     if x0.shape != noise.shape:
         raise ValueError(f"x0 {tuple(x0.shape)} and noise {tuple(noise.shape)} must have the same shape")
@@ -149,5 +153,6 @@ def diffusion_loss(
     per_sample = F.mse_loss(prediction, target, reduction="none").flatten(1).mean(dim=1)  # (B,)
     if min_snr_gamma is not None:
         snr = schedule.snr(t)
-        per_sample = per_sample * (snr.clamp(max=min_snr_gamma) / (snr + 1)).to(per_sample)
+        weight = (snr + float(min_snr_shift)).clamp(max=min_snr_gamma) / (snr + 1)  # (B,)
+        per_sample = per_sample * weight.to(per_sample)
     return per_sample.mean()

@@ -135,6 +135,7 @@ class GeneratorModule(L.LightningModule):
         p_cond: float = 0.1,
         p_base: float = 0.1,
         min_snr_gamma: float | None = None,
+        min_snr_shift: float = 0.0,
         independent_leads: bool = False,
         lr: float = 2e-4,
         weight_decay: float = 0.0,
@@ -223,7 +224,8 @@ class GeneratorModule(L.LightningModule):
             return net(x_t, t_, base, target["labels"], target["demographics"], target.get("demographics_mask"),
                        drop_condition=drop_c, drop_base=drop_b if base is not None else None)
 
-        return diffusion_loss(net_fn, self.schedule, x0, t, noise, self.hparams.min_snr_gamma)
+        return diffusion_loss(net_fn, self.schedule, x0, t, noise, self.hparams.min_snr_gamma,
+                              self.hparams.min_snr_shift)
 
     # ---------------------------------------------------------------- lightning
     def forward(self, x: torch.Tensor, t: torch.Tensor, **condition: Any) -> torch.Tensor:

@@ -190,3 +190,19 @@ def test_ddp_two_processes_on_cpu() -> None:
     trainer(3, devices=2, strategy="ddp_spawn", limit_val_batches=0).fit(module, loader)
     assert int(module.ema.num_updates) == 3
     assert not torch.equal(start, module.net.in_conv.weight)
+
+
+def test_min_snr_shift_starts_at_its_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shifted Min-SNR weighting applies from ``min_snr_shift_from_step`` on, and reaches the loss."""
+    import ecgtwin.training.generator_module as gm
+
+    module = GeneratorModule(V, ibe=FakeIBE(), min_snr_gamma=5.0, min_snr_shift=1.0, min_snr_shift_from_step=100,
+                             **TINY)
+    seen: list[float] = []
+    real = gm.diffusion_loss
+    monkeypatch.setattr(gm, "diffusion_loss", lambda *a: seen.append(a[-1]) or real(*a))
+    for step, shift in ((0, 0.0), (99, 0.0), (100, 1.0), (5000, 1.0)):
+        monkeypatch.setattr(GeneratorModule, "global_step", property(lambda self, s=step: s))
+        assert module.min_snr_shift == shift
+        fixed_loss(module, pair_batch())
+        assert seen[-1] == shift

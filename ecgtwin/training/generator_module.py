@@ -136,6 +136,7 @@ class GeneratorModule(L.LightningModule):
         p_base: float = 0.1,
         min_snr_gamma: float | None = None,
         min_snr_shift: float = 0.0,
+        min_snr_shift_from_step: int = 0,
         independent_leads: bool = False,
         lr: float = 2e-4,
         weight_decay: float = 0.0,
@@ -224,8 +225,15 @@ class GeneratorModule(L.LightningModule):
             return net(x_t, t_, base, target["labels"], target["demographics"], target.get("demographics_mask"),
                        drop_condition=drop_c, drop_base=drop_b if base is not None else None)
 
-        return diffusion_loss(net_fn, self.schedule, x0, t, noise, self.hparams.min_snr_gamma,
-                              self.hparams.min_snr_shift)
+        return diffusion_loss(net_fn, self.schedule, x0, t, noise, self.hparams.min_snr_gamma, self.min_snr_shift)
+
+    @property
+    def min_snr_shift(self) -> float:
+        """The Min-SNR shift of the current step: ``min_snr_shift`` from ``min_snr_shift_from_step`` on, else 0
+        (:func:`~ecgtwin.diffusion.schedule.diffusion_loss`)."""
+        if self.global_step >= int(self.hparams.min_snr_shift_from_step):
+            return float(self.hparams.min_snr_shift)
+        return 0.0
 
     # ---------------------------------------------------------------- lightning
     def forward(self, x: torch.Tensor, t: torch.Tensor, **condition: Any) -> torch.Tensor:

@@ -66,7 +66,8 @@ def test_editing_strengths(model: TwinModel, record: np.ndarray) -> None:
     spec = TwinSpec(record, ["MI"], hr=80, seed=1)
     np.testing.assert_array_equal(edit_ecgs(model, [spec], 1e-4, FAST, progress=False)[0], record)
     twin = model.generate([spec], options=FAST, progress=False)
-    np.testing.assert_array_equal(edit_ecgs(model, [spec], 1.0, FAST, progress=False), twin)
+    # through the model, as generate: the same torch thread count, so the same float sums (bitwise)
+    np.testing.assert_array_equal(model.edit([spec], 1.0, FAST, progress=False), twin)
     low, high = (edit_ecgs(model, [spec], s, FAST, progress=False)[0] for s in (0.05, 0.7))
     assert np.sqrt(np.mean((low - record) ** 2)) < np.sqrt(np.mean((high - record) ** 2))
     assert float(lead_law_residual(low)) < 1e-5
@@ -98,4 +99,4 @@ def test_editing_keeps_the_baseline_of_the_recording(model: TwinModel, record: n
     assert float(np.abs((low - drifted).mean(axis=-1)).max()) < 0.1  # nor the 0.3 mV offset, on any lead
     assert float(lead_law_residual(low)) < 1e-5
     twin = model.generate([spec], options=FAST, progress=False)[0]
-    np.testing.assert_array_equal(edit_ecgs(model, [spec], 1.0, FAST, progress=False)[0], twin)  # no baseline at 1
+    np.testing.assert_array_equal(model.edit([spec], 1.0, FAST, progress=False)[0], twin)  # no baseline at 1

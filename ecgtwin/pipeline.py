@@ -24,7 +24,7 @@ from ecgtwin.constants import LEADS, N_INDEPENDENT_LEADS, N_LEADS
 from ecgtwin.diffusion.guidance import GuidedDenoiser
 from ecgtwin.diffusion.inpainting import MeasurementDenoiser
 from ecgtwin.diffusion.samplers import SAMPLERS, NoiseSource, Start
-from ecgtwin.diffusion.schedule import VPSchedule
+from ecgtwin.diffusion.schedule import TIMESTEP_SPACINGS, VPSchedule
 from ecgtwin.leads import derive_leads, independent_leads, lead_law_matrix
 
 SAMPLER_DEFAULT_STEPS: dict[str, int] = {"ddpm": 1000, "ddim": 50, "dpmpp_2m": 25, "dpmpp_2m_sde": 50}
@@ -52,10 +52,16 @@ class SamplingOptions:
     """Lead completion: reconstruction-guidance weight (Ho et al. 2022; 0 = projection only). Costs a backward
     pass through the network per call."""
 
+    spacing: str = "quadratic"
+    """The sampler's timestep grid (:data:`~ecgtwin.diffusion.schedule.TIMESTEP_SPACINGS`): ``quadratic`` puts
+    more steps at low noise, ``trailing`` (uniform in t) more at high noise, where beat times are decided."""
+
     def __post_init__(self) -> None:
         if int(self.resample) < 1 or (int(self.resample) > 1 and self.sampler not in ("ddpm", "ddim")):
             raise ValueError(f"resample must be >= 1, and > 1 only with the ddpm or ddim sampler "
                              f"(got {self.resample} with {self.sampler})")
+        if self.spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(f"spacing must be one of {sorted(TIMESTEP_SPACINGS)}, got {self.spacing!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}")
         if self.steps is not None and int(self.steps) < 1:
@@ -93,7 +99,8 @@ guidance: a completion has no target condition unless one is asked for, and the 
 
 
 def resolve_sampling(sampler: str | None = None, steps: int | None = None, guidance_condition: float | None = None,
-                     guidance_person: float | None = None, defaults: SamplingOptions | None = None) -> SamplingOptions:
+                     guidance_person: float | None = None, defaults: SamplingOptions | None = None,
+                     spacing: str | None = None) -> SamplingOptions:
     """``defaults`` (None: :data:`DEFAULT_SAMPLING`, read at call time) with the settings that are given (not None) replaced.
 
     The default step count belongs to the default sampler: another ``sampler`` without ``steps`` gets its own
@@ -103,7 +110,8 @@ def resolve_sampling(sampler: str | None = None, steps: int | None = None, guida
     changes: dict[str, Any] = {}
     if sampler is not None and sampler != defaults.sampler:
         changes.update(sampler=sampler, steps=None)
-    for name, value in (("steps", steps), ("guidance_condition", guidance_condition), ("guidance_person", guidance_person)):
+    for name, value in (("steps", steps), ("guidance_condition", guidance_condition), ("guidance_person", guidance_person),
+                        ("spacing", spacing)):
         if value is not None:
             changes[name] = value
     return replace(defaults, **changes)
@@ -224,6 +232,7 @@ def sample_twins(
     leads = generated_leads(net)
     shape = (b, leads, int(length))
     kwargs: dict[str, Any] = {"eta": options.eta} if options.sampler == "ddim" else {}
+    kwargs["spacing"] = options.spacing
     if options.resample > 1:
         kwargs["resample"] = int(options.resample)
     steps = options.num_steps

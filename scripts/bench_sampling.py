@@ -11,8 +11,8 @@ the other, the noise floor). The test fold 8 is never read.
     python scripts/bench_sampling.py --checkpoint BUNDLE --n 64 \\
         --settings dpmpp_2m:25:1:1 ddpm:100:3:2 dpmpp_2m_sde:50:3:2 dpmpp_2m_sde:50:3:2:0.1-0.9
 
-A setting is ``sampler:steps:guidance_condition:guidance_person[:sigma_lo-sigma_hi]`` (the last part limits
-guidance to that interval of VP noise levels); ``default`` is ``ecgtwin.pipeline.DEFAULT_SAMPLING``.
+A setting is ``sampler:steps:guidance_condition:guidance_person[:sigma_lo-sigma_hi][:spacing]`` (``lo-hi`` limits
+guidance to that interval of VP noise levels; ``trailing`` samples on a uniform timestep grid); ``default`` is ``ecgtwin.pipeline.DEFAULT_SAMPLING``.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from ecgtwin.eval.fidelity import matched_rows
 from ecgtwin.eval.harness_data import datamodule_for, select_pairs, twin_specs
 from ecgtwin.eval.metrics import frechet_distance, simple_ecg_features, standardize_features
 from ecgtwin.eval.realism import realism_section
+from ecgtwin.diffusion.schedule import TIMESTEP_SPACINGS
 from ecgtwin.pipeline import DEFAULT_SAMPLING, SamplingOptions
 
 DEFAULT_SETTINGS = ("default", "dpmpp_2m:25:1:1", "ddpm:100:3:2", "dpmpp_2m_sde:50:3:2", "dpmpp_2m_sde:50:3:2:0.1-0.9")
@@ -42,18 +43,24 @@ def parse_setting(text: str) -> SamplingOptions:
     if text == "default":
         return DEFAULT_SAMPLING
     parts = text.split(":")
-    if len(parts) not in (4, 5):
-        raise SystemExit(f"bad setting {text!r}: expected sampler:steps:s_c:s_p[:lo-hi]")
-    interval = None
-    if len(parts) == 5:
-        lo, hi = parts[4].split("-")
-        interval = (float(lo), float(hi))
-    return SamplingOptions(parts[0], int(parts[1]), float(parts[2]), float(parts[3]), guidance_interval=interval)
+    if not 4 <= len(parts) <= 6:
+        raise SystemExit(f"bad setting {text!r}: expected sampler:steps:s_c:s_p[:lo-hi][:spacing]")
+    interval, spacing = None, "quadratic"
+    for extra in parts[4:]:
+        if extra in TIMESTEP_SPACINGS:
+            spacing = extra
+        else:
+            lo, hi = extra.split("-")
+            interval = (float(lo), float(hi))
+    return SamplingOptions(parts[0], int(parts[1]), float(parts[2]), float(parts[3]), guidance_interval=interval,
+                           spacing=spacing)
 
 
 def describe(options: SamplingOptions) -> str:
     interval = "" if options.guidance_interval is None else " [{:g}, {:g}]".format(*options.guidance_interval)
-    return f"{options.sampler}-{options.num_steps} {options.guidance_condition:g}/{options.guidance_person:g}{interval}"
+    grid = "" if options.spacing == "quadratic" else f" {options.spacing}"
+    return (f"{options.sampler}-{options.num_steps}{grid} {options.guidance_condition:g}/{options.guidance_person:g}"
+            f"{interval}")
 
 
 def evaluations_per_twin(options: SamplingOptions, model: TwinModel) -> int:
@@ -62,7 +69,7 @@ def evaluations_per_twin(options: SamplingOptions, model: TwinModel) -> int:
 
     per_step = len(guidance_weights(options.guidance_person, options.guidance_condition, model.personalised))
     active = options.guidance_active(model.schedule)
-    grid = model.schedule.sampling_timesteps(options.num_steps)
+    grid = model.schedule.sampling_timesteps(options.num_steps, options.spacing)
     return sum(per_step if active is None or active(t) else 1 for t in grid)
 
 

@@ -1,8 +1,8 @@
 """Compare generators (and sampling settings) on the VALIDATION fold 7: one `ecgtwin evaluate` per arm, one table.
 
 Every arm sees the same fold-7 pairs, seeds and sizes (test fold 8 is never read; it only fills the data
-module's validation slot). An arm is ``NAME=CHECKPOINT`` or ``NAME=CHECKPOINT@SAMPLER:STEPS:S_C:S_P[:LO-HI]``
-(``LO-HI``: guidance only at those VP noise levels); without ``@...`` the arm uses DEFAULT_SAMPLING.
+module's validation slot). An arm is ``NAME=CHECKPOINT`` or ``NAME=CHECKPOINT@SAMPLER:STEPS:S_C:S_P[:LO-HI][:SPACING]``
+(``LO-HI``: guidance only at those VP noise levels; SPACING: ``trailing`` for a uniform timestep grid); without ``@...`` the arm uses DEFAULT_SAMPLING.
 
     python scripts/compare_fold7.py --arms v1=ecgtwin/assets/ecgtwin_ptbxl100.pt@dpmpp_2m:25:1:1 \\
         v2=runs/gen_v2/version_0/checkpoints/step01870.ckpt@dpmpp_2m:25:1:1 --max-pairs 120
@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ecgtwin.diffusion.schedule import TIMESTEP_SPACINGS
 from ecgtwin.eval.targets import lookup
 
 COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -46,7 +47,7 @@ REAL = {"limb resid. (mV)": ("realism", "real", "limb_residual_mV"), "amp. ratio
 
 
 def parse_arm(text: str) -> tuple[str, str, list[str]]:
-    """``NAME=CKPT[@SAMPLER:STEPS:S_C:S_P[:LO-HI]]`` -> (name, checkpoint, extra evaluate flags)."""
+    """``NAME=CKPT[@SAMPLER:STEPS:S_C:S_P[:LO-HI][:SPACING]]`` -> (name, checkpoint, extra evaluate flags)."""
     if "=" not in text:
         raise SystemExit(f"bad arm {text!r}: expected NAME=CHECKPOINT[@SAMPLER:STEPS:S_C:S_P[:LO-HI]]")
     name, rest = text.split("=", 1)
@@ -54,12 +55,12 @@ def parse_arm(text: str) -> tuple[str, str, list[str]]:
     flags = []
     if sampling:
         parts = sampling.split(":")
-        if len(parts) not in (4, 5):
+        if not 4 <= len(parts) <= 6:
             raise SystemExit(f"bad sampling {sampling!r} in arm {name}")
         flags = ["--sampler", parts[0], "--steps", parts[1], "--guidance-condition", parts[2],
                  "--guidance-person", parts[3]]
-        if len(parts) == 5:
-            flags += ["--guidance-interval", *parts[4].split("-")]
+        for extra in parts[4:]:
+            flags += ["--spacing", extra] if extra in TIMESTEP_SPACINGS else ["--guidance-interval", *extra.split("-")]
     return name, checkpoint, flags
 
 

@@ -402,3 +402,19 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
     assert result.returncode == 0, result.stderr
     assert time.time() - start < 5.0
     assert "usage: generate-ecg" in result.stdout and "--manifest FILE.csv" in result.stdout
+
+
+def test_spacing_is_recorded_and_a_resume_with_another_grid_is_refused(tmp_path: Path, records: list[Path],
+                                                                       vocabulary: LabelVocabulary, capsys) -> None:  # type: ignore[no-untyped-def]
+    out, model = tmp_path / "out", FakeTwinModel(vocabulary)
+    base = ["--reference", str(records[0]), "--condition", "MI", "--out", str(out), "--steps", "10"]
+    assert run(base, model) == 0  # the default grid: no spacing comment, an empty manifest cell
+    name = twin_record_name(records[0].name, ("MI",), 0, 0)
+    assert "spacing" not in comments_of(out, name) and manifest_rows(out)[-1]["spacing"] == ""
+    assert run([*base, "--spacing", "quadratic"], model) == 0 and len(model.calls) == 1  # the same settings: resumed
+    capsys.readouterr()
+    assert run([*base, "--spacing", "trailing"], model) == 2
+    assert "made with spacing=quadratic (this run: trailing)" in capsys.readouterr().err
+    assert run([*base, "--spacing", "trailing", "--overwrite"], model) == 0
+    assert comments_of(out, name)["spacing"] == "trailing" and manifest_rows(out)[-1]["spacing"] == "trailing"
+    assert run([*base, "--spacing", "trailing"], model) == 0 and len(model.calls) == 2  # resumed under trailing

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import wfdb
 
 import ecgtwin.api
@@ -103,3 +104,29 @@ def test_the_shipped_completion_default_is_the_documented_one() -> None:
     assert (options.sampler, options.num_steps) == ("dpmpp_2m", 25)
     assert (options.guidance_condition, options.guidance_person, options.reconstruction) == (1.0, 1.0, 16.0)
     assert "Default: DPM-Solver++(2M) 25 steps, no guidance (1/1), with reconstruction guidance `w = 16`" in text
+
+
+def test_spacing_reaches_the_sampler_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SamplingOptions.spacing chooses the timestep grid the sampler walks; unknown names are refused."""
+    from ecgtwin.diffusion.schedule import VPSchedule
+
+    schedule = VPSchedule()
+    grids: list[list[int]] = []
+    real = VPSchedule.sampling_timesteps
+
+    def spy(self, steps, spacing="quadratic", t_max=None):  # type: ignore[no-untyped-def]
+        grids.append(real(self, steps, spacing, t_max))
+        return grids[-1]
+
+    monkeypatch.setattr(VPSchedule, "sampling_timesteps", spy)
+    net = lambda x, t, **kw: torch.zeros_like(x)  # noqa: E731
+    net.parameters = lambda: iter([torch.zeros(1)])  # type: ignore[attr-defined]
+    condition = {"labels": torch.zeros(1, 3), "demographics": torch.zeros(1, 3)}
+    for spacing in ("quadratic", "trailing"):
+        pipeline.sample_twins(net, schedule, 0.5, condition, [0], None,
+                              SamplingOptions("ddim", 4, spacing=spacing), length=16)
+    assert grids[0] == real(schedule, 4, "quadratic") and grids[1] == real(schedule, 4, "trailing")
+    assert grids[0] != grids[1] and grids[1] == [999, 666, 333, 0]
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        SamplingOptions(spacing="cosine")
+    assert resolve_sampling(spacing="trailing").spacing == "trailing"

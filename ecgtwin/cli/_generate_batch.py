@@ -156,10 +156,12 @@ def check_settings_match(done: Sequence[TwinJob], manifest: OutputManifest, samp
                          checkpoint_hash: str) -> None:
     """Refuse to silently skip twins that were made with other sampling settings or another checkpoint."""
     rows = {row["record_name"]: row for row in manifest.rows()}
-    now = {"sampler": sampling.sampler, "steps": sampling.steps, "guidance_condition": sampling.guidance_condition,
+    now = {"sampler": sampling.sampler, "steps": sampling.steps, "spacing": sampling.options.spacing,
+           "guidance_condition": sampling.guidance_condition,
            "guidance_person": sampling.guidance_person, "checkpoint": checkpoint_hash, "mode": sampling.mode}
     for job in done:
-        row = {"mode": "twin", **{k: v for k, v in rows[job.record_name].items() if v != "" or k != "mode"}}
+        row = {"mode": "twin", "spacing": "quadratic",  # rows written before these columns existed
+               **{k: v for k, v in rows[job.record_name].items() if v != "" or k not in ("mode", "spacing")}}
         for key, value in now.items():
             same = row[key] == value if isinstance(value, str) else _same_number(row[key], value)
             if not same:
@@ -290,6 +292,7 @@ def twin_provenance(job: TwinJob, spec: Any, loaded: LoadedReference, sampling: 
         "mode": sampling.mode,
         "sampler": sampling.sampler,
         "steps": str(sampling.steps),
+        **({"spacing": sampling.options.spacing} if sampling.options.spacing != "quadratic" else {}),
         **({"edit_steps_used": str(edit_steps(sampling.edit_strength, sampling.steps, model.schedule))}
            if sampling.edit_strength is not None else {}),
         "guidance_condition": _fmt(float(sampling.guidance_condition)),

@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's default)")
     p.add_argument("--guidance-condition", type=float, default=None, help="guidance scale on the target condition")
     p.add_argument("--guidance-person", type=float, default=None, help="guidance scale on the person (base vector)")
+    p.add_argument("--spacing", default=None, choices=("quadratic", "trailing"),
+                   help="timestep grid (default: that of DEFAULT_SAMPLING)")
     p.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("SIGMA_LO", "SIGMA_HI"),
                    help="apply guidance only at these VP noise levels (0-1); elsewhere the plain conditional model")
     p.add_argument("--n-extreme", type=int, default=16, help="pairs asked for the extreme HR targets 45 and 140 bpm "
@@ -195,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = evaluate(model, datamodule, classifier, args.out, max_pairs=args.max_pairs, sampler=args.sampler,
                           steps=args.steps, guidance_condition=args.guidance_condition,
                           guidance_person=args.guidance_person, guidance_interval=args.guidance_interval,
-                          seed=args.seed, population_model=population,
+                          spacing=args.spacing, seed=args.seed, population_model=population,
                           n_extreme=args.n_extreme, privacy=not args.skip_privacy,
                           privacy_max_train=args.privacy_max_train,
                           max_clinical=args.max_clinical, n_boot=args.n_boot, downstream=args.downstream,

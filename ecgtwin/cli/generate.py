@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"classifier-free guidance scale of the target condition ({DEFAULTS_NOTE})")
     gen.add_argument("--guidance-person", type=float, metavar="S",
                      help=f"guidance scale of the reference's base vector ({DEFAULTS_NOTE})")
+    gen.add_argument("--spacing", choices=("quadratic", "trailing"),
+                     help=f"timestep grid: quadratic (more steps at low noise) or trailing (uniform) ({DEFAULTS_NOTE})")
     gen.add_argument("--reconstruction", type=float, metavar="W",
                      help="with --complete: reconstruction-guidance weight (default "
                           "that of ecgtwin.pipeline.COMPLETION_SAMPLING; 0 = projection only)")
@@ -191,7 +193,8 @@ def check_args(args: argparse.Namespace) -> None:
 
     try:  # completion has its own defaults (reconstruction guidance, no condition guidance)
         args.sampling = resolve_sampling(args.sampler, args.steps, args.guidance_condition, args.guidance_person,
-                                         defaults=COMPLETION_SAMPLING if args.complete is not None else None)
+                                         defaults=COMPLETION_SAMPLING if args.complete is not None else None,
+                                         spacing=args.spacing)
     except ValueError as exc:
         raise UsageError(f"--sampler/--steps: {exc}") from None
     if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):

@@ -44,6 +44,10 @@ def _expand(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return coef.to(dtype=like.dtype, device=like.device).reshape(-1, *([1] * (like.ndim - 1)))
 
 
+TIMESTEP_SPACINGS: dict[str, float] = {"quadratic": 2.0, "trailing": 1.0}
+"""Sampling grids ``t_i = (T-1) u_i^p``, ``u`` uniform in [1, 0]: the power ``p`` of each name."""
+
+
 class VPSchedule:
     """The discrete VP process: coefficients, forward noising and v <-> (x0, eps) conversions."""
 
@@ -115,11 +119,10 @@ class VPSchedule:
         if not 1 <= steps <= self.num_timesteps:
             raise ValueError(f"steps must be in [1, {self.num_timesteps}], got {steps}")
         steps = min(steps, top + 1)
-        powers = {"quadratic": 2.0, "trailing": 1.0}
-        if spacing not in powers:
-            raise ValueError(f"spacing must be one of {sorted(powers)}, got {spacing!r}")
+        if spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(f"spacing must be one of {sorted(TIMESTEP_SPACINGS)}, got {spacing!r}")
         u = torch.linspace(1.0, 0.0, steps, dtype=torch.float64)
-        grid = (top * u ** powers[spacing]).round().long().tolist()
+        grid = (top * u ** TIMESTEP_SPACINGS[spacing]).round().long().tolist()
         for i in range(steps - 2, -1, -1):  # keep the grid strictly decreasing near t = 0
             grid[i] = max(grid[i], grid[i + 1] + 1)
         return grid

@@ -121,6 +121,7 @@ def evaluate(
     guidance_condition: float | None = None,
     guidance_person: float | None = None,
     seed: int = 0,
+    spacing: str | None = None,
     population_model: TwinModel | None = None,
     extreme_hr: tuple[float, ...] = (45.0, 140.0),
     n_extreme: int = 16,
@@ -181,13 +182,14 @@ def evaluate(
     if population_model is not None:
         check_compatible(population_model, datamodule, pairs)
     columns = classifier_columns(model.vocabulary, classifier) if classifier is not None else None  # (C,) by name
-    sampling = resolve_sampling(sampler, steps, guidance_condition, guidance_person)
+    sampling = resolve_sampling(sampler, steps, guidance_condition, guidance_person, spacing=spacing)
     if guidance_interval is not None:
         sampling = replace(sampling, guidance_interval=tuple(float(v) for v in guidance_interval))
     gen = dict(options=sampling, batch_size=batch_size, progress=progress)
     rows = np.arange(min(n_extreme, len(pairs)))
     keep = _subsample(len(pairs), max_clinical, seed)
-    options = dict(sampler=sampling.sampler, steps=sampling.num_steps, guidance_condition=sampling.guidance_condition,
+    options = dict(sampler=sampling.sampler, steps=sampling.num_steps, spacing=sampling.spacing,
+                   guidance_condition=sampling.guidance_condition,
                    guidance_person=sampling.guidance_person,
                    guidance_interval=None if sampling.guidance_interval is None else list(sampling.guidance_interval),
                    classifier_labels=None if columns is None else [model.vocabulary.names[i] for i in columns],

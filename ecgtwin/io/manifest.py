@@ -316,6 +316,8 @@ class TwinRow:
     """What was done to the reference (``Reference.transformations``) and the HR assumed for it."""
     mode: str = "twin"
     """``twin``, or ``edit strength S`` (``generate-ecg --edit``)."""
+    spacing: str = ""
+    """The sampler's timestep grid when not the default ``quadratic`` (empty: quadratic)."""
 
 
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TwinRow))

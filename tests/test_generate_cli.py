@@ -408,9 +408,9 @@ def test_spacing_is_recorded_and_a_resume_with_another_grid_is_refused(tmp_path:
                                                                        vocabulary: LabelVocabulary, capsys) -> None:  # type: ignore[no-untyped-def]
     out, model = tmp_path / "out", FakeTwinModel(vocabulary)
     base = ["--reference", str(records[0]), "--condition", "MI", "--out", str(out), "--steps", "10"]
-    assert run(base, model) == 0  # the default grid: no spacing comment, an empty manifest cell
+    assert run(base, model) == 0  # the default grid
     name = twin_record_name(records[0].name, ("MI",), 0, 0)
-    assert "spacing" not in comments_of(out, name) and manifest_rows(out)[-1]["spacing"] == ""
+    assert comments_of(out, name)["spacing"] == "quadratic" and manifest_rows(out)[-1]["spacing"] == "quadratic"
     assert run([*base, "--spacing", "quadratic"], model) == 0 and len(model.calls) == 1  # the same settings: resumed
     capsys.readouterr()
     assert run([*base, "--spacing", "trailing"], model) == 2

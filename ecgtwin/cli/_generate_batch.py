@@ -292,7 +292,7 @@ def twin_provenance(job: TwinJob, spec: Any, loaded: LoadedReference, sampling: 
         "mode": sampling.mode,
         "sampler": sampling.sampler,
         "steps": str(sampling.steps),
-        **({"spacing": sampling.options.spacing} if sampling.options.spacing != "quadratic" else {}),
+        "spacing": sampling.options.spacing,
         **({"edit_steps_used": str(edit_steps(sampling.edit_strength, sampling.steps, model.schedule))}
            if sampling.edit_strength is not None else {}),
         "guidance_condition": _fmt(float(sampling.guidance_condition)),

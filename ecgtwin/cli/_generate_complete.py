@@ -88,7 +88,7 @@ def completion_provenance(args: argparse.Namespace, partial: Any, leads: tuple[s
         "age": "unknown" if args.age is None else f"{args.age:g}",
         "sex": args.sex or "unknown",
         "sampler": options.sampler, "steps": str(options.num_steps),
-        **({"spacing": options.spacing} if options.spacing != "quadratic" else {}),
+        "spacing": options.spacing,
         "guidance_condition": f"{options.guidance_condition:g}", "guidance_person": f"{options.guidance_person:g}",
         "reconstruction_guidance": f"{options.reconstruction:g}", "seed": str(seed), "checkpoint": str(model.checkpoint_hash),
         "checkpoint_file": Path(model.checkpoint_path).name, "ecgtwin_version": __version__,
@@ -131,9 +131,10 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
         row = rows_by_name[record_names[i]]
         for key in ("reference", "mode", "sampler", "steps", "guidance_condition", "guidance_person", "checkpoint",
                     "target_labels", "rhythm", "hr", "age", "sex", "spacing"):
-            if str(row.get(key, "")) != settings.get(key, ""):  # spacing: empty for the default grid
-                raise UsageError(f"{out_dir} already holds {record_names[i]} made with {key}={row.get(key)} (this run: "
-                                 f"{settings.get(key, '')}); pass --overwrite to replace it, or choose another --out")
+            made = str(row.get(key) or ("quadratic" if key == "spacing" else ""))  # rows from before the spacing column
+            if made != settings[key]:
+                raise UsageError(f"{out_dir} already holds {record_names[i]} made with {key}={made} (this run: "
+                                 f"{settings[key]}); pass --overwrite to replace it, or choose another --out")
     if todo:
         try:
             signals = model.complete(np.repeat(partial.signal[rows][None], len(todo), axis=0), names,
@@ -152,7 +153,7 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
                                     steps=provenance["steps"], guidance_person=provenance["guidance_person"],
                                     guidance_condition=provenance["guidance_condition"], seed=provenance["seed"],
                                     checkpoint=provenance["checkpoint"], rhythm=provenance["rhythm"],
-                                    mode=provenance["mode"], spacing=provenance.get("spacing", "")))
+                                    mode=provenance["mode"], spacing=provenance["spacing"]))
     print(f"generate-ecg: {len(todo)} completed record(s) written, {args.num - len(todo)} already there (skipped)\n"
           f"  from {'+'.join(names)} of {partial.path}, person: "
           f"{reference.path if reference is not None else 'population (no reference)'}\n"

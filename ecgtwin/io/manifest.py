@@ -317,7 +317,7 @@ class TwinRow:
     mode: str = "twin"
     """``twin``, or ``edit strength S`` (``generate-ecg --edit``)."""
     spacing: str = ""
-    """The sampler's timestep grid when not the default ``quadratic`` (empty: quadratic)."""
+    """The sampler's timestep grid (empty in rows written before this column: quadratic)."""
 
 
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TwinRow))

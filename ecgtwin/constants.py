@@ -66,3 +66,8 @@ def lead_index(name: str) -> int:
     if lead is None:
         raise KeyError(f"unknown lead name {name!r}; expected one of {', '.join(LEADS)} (or an alias: DI, DII, ...)")
     return LEADS.index(lead)
+
+
+TIMESTEP_SPACINGS: dict[str, float] = {"quadratic": 2.0, "trailing": 1.0}
+"""Sampler timestep grids ``t_i = (T-1) u_i^p``, ``u`` uniform in [1, 0]: the power ``p`` of each name
+(``quadratic``: more steps at low noise, DDIM's "quad"; ``trailing``: uniform in t, Lin et al. 2024)."""

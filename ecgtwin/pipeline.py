@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ecgtwin.constants import LEADS, N_INDEPENDENT_LEADS, N_LEADS
+from ecgtwin.constants import LEADS, N_INDEPENDENT_LEADS, N_LEADS, TIMESTEP_SPACINGS
 from ecgtwin.diffusion.guidance import GuidedDenoiser
 from ecgtwin.diffusion.inpainting import MeasurementDenoiser
 from ecgtwin.diffusion.samplers import SAMPLERS, NoiseSource, Start
-from ecgtwin.diffusion.schedule import TIMESTEP_SPACINGS, VPSchedule
+from ecgtwin.diffusion.schedule import VPSchedule
 from ecgtwin.leads import derive_leads, independent_leads, lead_law_matrix
 
 SAMPLER_DEFAULT_STEPS: dict[str, int] = {"ddpm": 1000, "ddim": 50, "dpmpp_2m": 25, "dpmpp_2m_sde": 50}
@@ -53,7 +53,7 @@ class SamplingOptions:
     pass through the network per call."""
 
     spacing: str = "quadratic"
-    """The sampler's timestep grid (:data:`~ecgtwin.diffusion.schedule.TIMESTEP_SPACINGS`): ``quadratic`` puts
+    """The sampler's timestep grid (:data:`~ecgtwin.constants.TIMESTEP_SPACINGS`): ``quadratic`` puts
     more steps at low noise, ``trailing`` (uniform in t) more at high noise, where beat times are decided."""
 
     def __post_init__(self) -> None:
@@ -96,6 +96,22 @@ COMPLETION_SAMPLING = SamplingOptions("dpmpp_2m", 25, 1.0, 1.0, reconstruction=1
 twins' :data:`DEFAULT_SAMPLING`: DPM-Solver++(2M) 25 with reconstruction guidance ``w = 16``, chosen on fold 7
 (docs/EDITING.md; projection alone leaves the free leads out of step with the recorded ones). No condition
 guidance: a completion has no target condition unless one is asked for, and the recorded leads fix the rhythm."""
+
+
+def parse_sampling(text: str) -> SamplingOptions:
+    """A compact setting ``sampler:steps:s_c:s_p[:sigma_lo-sigma_hi][:spacing]`` (benchmarks and comparisons)."""
+    parts = text.split(":")
+    if not 4 <= len(parts) <= 6:
+        raise ValueError(f"bad setting {text!r}: expected sampler:steps:s_c:s_p[:lo-hi][:spacing]")
+    interval, spacing = None, "quadratic"
+    for extra in parts[4:]:
+        if extra in TIMESTEP_SPACINGS:
+            spacing = extra
+        else:
+            lo, hi = extra.split("-")
+            interval = (float(lo), float(hi))
+    return SamplingOptions(parts[0], int(parts[1]), float(parts[2]), float(parts[3]), guidance_interval=interval,
+                           spacing=spacing)
 
 
 def resolve_sampling(sampler: str | None = None, steps: int | None = None, guidance_condition: float | None = None,

@@ -28,8 +28,7 @@ from ecgtwin.eval.fidelity import matched_rows
 from ecgtwin.eval.harness_data import datamodule_for, select_pairs, twin_specs
 from ecgtwin.eval.metrics import frechet_distance, simple_ecg_features, standardize_features
 from ecgtwin.eval.realism import realism_section
-from ecgtwin.diffusion.schedule import TIMESTEP_SPACINGS
-from ecgtwin.pipeline import DEFAULT_SAMPLING, SamplingOptions
+from ecgtwin.pipeline import DEFAULT_SAMPLING, SamplingOptions, parse_sampling
 
 DEFAULT_SETTINGS = ("default", "dpmpp_2m:25:1:1", "ddpm:100:3:2", "dpmpp_2m_sde:50:3:2", "dpmpp_2m_sde:50:3:2:0.1-0.9")
 COLUMNS = (("limb_residual_mV", "limb resid. mV", "{:.1e}"), ("amplitude_ratio", "amp. ratio", "{:.2f}"),
@@ -39,21 +38,13 @@ COLUMNS = (("limb_residual_mV", "limb resid. mV", "{:.1e}"), ("amplitude_ratio",
 
 
 def parse_setting(text: str) -> SamplingOptions:
-    """``sampler:steps:s_c:s_p[:lo-hi]`` or ``default`` -> SamplingOptions."""
+    """``sampler:steps:s_c:s_p[:lo-hi][:spacing]`` (:func:`ecgtwin.pipeline.parse_sampling`) or ``default``."""
     if text == "default":
         return DEFAULT_SAMPLING
-    parts = text.split(":")
-    if not 4 <= len(parts) <= 6:
-        raise SystemExit(f"bad setting {text!r}: expected sampler:steps:s_c:s_p[:lo-hi][:spacing]")
-    interval, spacing = None, "quadratic"
-    for extra in parts[4:]:
-        if extra in TIMESTEP_SPACINGS:
-            spacing = extra
-        else:
-            lo, hi = extra.split("-")
-            interval = (float(lo), float(hi))
-    return SamplingOptions(parts[0], int(parts[1]), float(parts[2]), float(parts[3]), guidance_interval=interval,
-                           spacing=spacing)
+    try:
+        return parse_sampling(text)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def describe(options: SamplingOptions) -> str:

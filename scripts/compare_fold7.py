@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ecgtwin.diffusion.schedule import TIMESTEP_SPACINGS
 from ecgtwin.eval.targets import lookup
+from ecgtwin.pipeline import parse_sampling
 
 COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("limb resid. (mV)", ("realism", "twin", "limb_residual_mV"), "{:.1e}"),
@@ -54,13 +54,15 @@ def parse_arm(text: str) -> tuple[str, str, list[str]]:
     checkpoint, _, sampling = rest.partition("@")
     flags = []
     if sampling:
-        parts = sampling.split(":")
-        if not 4 <= len(parts) <= 6:
-            raise SystemExit(f"bad sampling {sampling!r} in arm {name}")
-        flags = ["--sampler", parts[0], "--steps", parts[1], "--guidance-condition", parts[2],
-                 "--guidance-person", parts[3]]
-        for extra in parts[4:]:
-            flags += ["--spacing", extra] if extra in TIMESTEP_SPACINGS else ["--guidance-interval", *extra.split("-")]
+        try:
+            options = parse_sampling(sampling)
+        except ValueError as exc:
+            raise SystemExit(f"arm {name}: {exc}") from None
+        flags = ["--sampler", options.sampler, "--steps", str(options.num_steps), "--guidance-condition",
+                 f"{options.guidance_condition:g}", "--guidance-person", f"{options.guidance_person:g}",
+                 "--spacing", options.spacing]
+        if options.guidance_interval is not None:
+            flags += ["--guidance-interval", *(f"{v:g}" for v in options.guidance_interval)]
     return name, checkpoint, flags
 
 

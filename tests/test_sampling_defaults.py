@@ -130,3 +130,13 @@ def test_spacing_reaches_the_sampler_grid(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ValueError, match="spacing must be one of"):
         SamplingOptions(spacing="cosine")
     assert resolve_sampling(spacing="trailing").spacing == "trailing"
+
+
+def test_compact_setting_strings() -> None:
+    from ecgtwin.pipeline import parse_sampling
+
+    assert parse_sampling("ddpm:100:3:2") == SamplingOptions("ddpm", 100, 3.0, 2.0)
+    assert parse_sampling("dpmpp_2m_sde:50:3:1:0.2-1:trailing") == SamplingOptions(
+        "dpmpp_2m_sde", 50, 3.0, 1.0, guidance_interval=(0.2, 1.0), spacing="trailing")
+    with pytest.raises(ValueError, match="bad setting"):
+        parse_sampling("ddpm:100")

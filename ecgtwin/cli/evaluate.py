@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ecgtwin.constants import TIMESTEP_SPACINGS
 from ecgtwin.paths import BUNDLED_SAMPLE, FULL_PTBXL_SPLIT, SAMPLE_SPLIT
 
 
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's default)")
     p.add_argument("--guidance-condition", type=float, default=None, help="guidance scale on the target condition")
     p.add_argument("--guidance-person", type=float, default=None, help="guidance scale on the person (base vector)")
-    p.add_argument("--spacing", default=None, choices=("quadratic", "trailing"),
+    p.add_argument("--spacing", default=None, choices=tuple(TIMESTEP_SPACINGS),
                    help="timestep grid (default: that of DEFAULT_SAMPLING)")
     p.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("SIGMA_LO", "SIGMA_HI"),
                    help="apply guidance only at these VP noise levels (0-1); elsewhere the plain conditional model")

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM
+from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM, TIMESTEP_SPACINGS
 
 DEFAULTS_NOTE = "default: ecgtwin.pipeline.DEFAULT_SAMPLING, with --complete COMPLETION_SAMPLING"
 PER_TWIN_OPTIONS: tuple[str, ...] = ("condition", "hr", "age", "sex", "num", "seed", "offset", "rhythm")
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"classifier-free guidance scale of the target condition ({DEFAULTS_NOTE})")
     gen.add_argument("--guidance-person", type=float, metavar="S",
                      help=f"guidance scale of the reference's base vector ({DEFAULTS_NOTE})")
-    gen.add_argument("--spacing", choices=("quadratic", "trailing"),
+    gen.add_argument("--spacing", choices=tuple(TIMESTEP_SPACINGS),
                      help=f"timestep grid: quadratic (more steps at low noise) or trailing (uniform) ({DEFAULTS_NOTE})")
     gen.add_argument("--reconstruction", type=float, metavar="W",
                      help="with --complete: reconstruction-guidance weight (default "

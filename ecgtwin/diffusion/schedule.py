@@ -30,6 +30,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ecgtwin.constants import TIMESTEP_SPACINGS
+
 
 def cosine_alphas_cumprod(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
     """``abar_t`` for ``t = 0 .. T-1`` of the cosine schedule (float64, (T,))."""
@@ -42,10 +44,6 @@ def cosine_alphas_cumprod(num_timesteps: int, s: float = 0.008, max_beta: float 
 def _expand(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """(B,) -> (B, 1, ..., 1) broadcastable against ``like``."""
     return coef.to(dtype=like.dtype, device=like.device).reshape(-1, *([1] * (like.ndim - 1)))
-
-
-TIMESTEP_SPACINGS: dict[str, float] = {"quadratic": 2.0, "trailing": 1.0}
-"""Sampling grids ``t_i = (T-1) u_i^p``, ``u`` uniform in [1, 0]: the power ``p`` of each name."""
 
 
 class VPSchedule:

@@ -120,13 +120,12 @@ def targets_table(report: Report, baselines: Mapping[str, Report] | None = None,
     def show(fmt: str, x: float) -> str:
         return "–" if math.isnan(x) else fmt.format(x)
 
-    for target in targets:
-        result = target.check(report)
+    results = [target.check(report) for target in targets]
+    for target, result in zip(targets, results):
         cells = [target.name, target.goal, *(show(target.fmt, target.value(b)) for b in baselines.values()),
                  show(target.fmt, result["value"]), show(target.fmt, result["real"]),
                  "–" if math.isnan(result["distance"]) else ("yes" if result["met"] else "**no**"),
                  "" if result["met"] or math.isnan(result["distance"]) else show(target.fmt, result["distance"])]
         lines.append("| " + " | ".join(cells) + " |")
-    met = [t.check(report)["met"] for t in targets]
-    lines.append(f"\n{sum(met)} of {len(met)} targets met.")
+    lines.append(f"\n{sum(r['met'] for r in results)} of {len(results)} targets met.")
     return "\n".join(lines)

@@ -18,7 +18,9 @@ the fold's real targets (own source record excluded); a figure of one ECG edited
         --out outputs/editing_fold7_repaint                                       # tuning: + RePaint resampling
     python scripts/eval_editing.py --fold 8 --out docs/editing                    # report
 
-Writes editing_completion.json, report.md (tables) and figures into --out.
+Writes editing_completion.json, report.md (tables) and figures into --out. Each stage (a given-lead set, an editing
+strength) is kept in --out/sections/ as it finishes; rerunning the same command computes only the rest (--fresh:
+recompute all).
 """
 from __future__ import annotations
 
@@ -36,16 +38,23 @@ from ecgtwin.eval.completion import LeadRegression, lead_scores, pearson_per_rec
 from ecgtwin.eval.editing_report import (PRECORDIAL, completion_markdown, editing_markdown, plot_completion_example,
                                          plot_completion_r, plot_editing_curve, plot_edits)
 from ecgtwin.eval.harness_data import datamodule_for, select_pairs, split_arrays, twin_specs
+from ecgtwin.eval.harness_store import SectionStore, run_key
 from ecgtwin.eval.metrics import bootstrap_ci
+from ecgtwin.io.wfdb_io import file_sha256
 from ecgtwin.pipeline import COMPLETION_SAMPLING, resolve_sampling
 
 GIVEN = {"I": ("I",), "I+II": ("I", "II"), "limb leads": ("I", "II", "III", "aVR", "aVL", "aVF")}
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
+def slug(given: str) -> str:
+    """A file-name form of a given-lead set's name ("I+II" -> "I_II")."""
+    return given.replace(" ", "_").replace("+", "_")
+
+
 def example_figure(given: str) -> str:
     """File name of the completion example figure of one given-lead set."""
-    return f"completion_example_{given.replace(' ', '_').replace('+', '_')}.png"
+    return f"completion_example_{slug(given)}.png"
 
 
 def precordial_r(recon: np.ndarray, real: np.ndarray) -> np.ndarray:
@@ -67,7 +76,8 @@ def paired_diff_ci(a: np.ndarray, b: np.ndarray, patient: np.ndarray, n_boot: in
     return float(np.nanmean(diff)), float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
-def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, out: Path) -> dict:  # type: ignore[no-untyped-def]
+def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, out: Path,  # type: ignore[no-untyped-def]
+                    store: SectionStore) -> dict:
     results = {}
     seeds = list(range(len(pairs)))
     for name, given in GIVEN.items():
@@ -75,32 +85,39 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
             continue
         rows = [LEADS.index(g) for g in given]
         partial = pairs.target[:, rows]  # (P, k, L)
-        arms = {
-            "personal": complete_leads(model, partial, given, reference=pairs.reference, seeds=seeds, options=options,
-                                       batch_size=args.batch_size, preprocessed=True),  # cache records: filtered
-            "population": complete_leads(model, partial, given, reference=None, seeds=seeds, options=options,
-                                         batch_size=args.batch_size, preprocessed=True),
-            "regression": LeadRegression(given).fit(train).predict(partial),
-            "copy": pairs.reference,
-        }
-        missing = [lead for lead in LEADS if lead not in given]
-        r_prec = {arm: precordial_r(x, pairs.target) for arm, x in arms.items()}
-        results[name] = {
-            "per_lead": {arm: lead_scores(x, pairs.target, missing) for arm, x in arms.items()},
-            "precordial_r_mean": {arm: float(np.nanmean(v)) for arm, v in r_prec.items()},
-            "personal_minus": {arm: paired_diff_ci(r_prec["personal"], r_prec[arm], pairs.patient_id)
-                               for arm in arms if arm != "personal"},
-            "kept_max_abs_mV": float(np.abs(arms["personal"][:, rows] - partial).max()),
-        }
-        plot_completion_example(pairs.target[0], {a: x[0] for a, x in arms.items()}, given, model.fs,
-                                out / example_figure(name))
-        print(f"  completion from {name}: precordial r " + ", ".join(f"{a} {v:.3f}" for a, v in
-                                                                      results[name]["precordial_r_mean"].items()),
-              flush=True)
+
+        def compute() -> dict:
+            arms = {
+                "personal": complete_leads(model, partial, given, reference=pairs.reference, seeds=seeds,
+                                           options=options, batch_size=args.batch_size,
+                                           preprocessed=True),  # cache records: filtered
+                "population": complete_leads(model, partial, given, reference=None, seeds=seeds, options=options,
+                                             batch_size=args.batch_size, preprocessed=True),
+                "regression": LeadRegression(given).fit(train).predict(partial),
+                "copy": pairs.reference,
+            }
+            missing = [lead for lead in LEADS if lead not in given]
+            r_prec = {arm: precordial_r(x, pairs.target) for arm, x in arms.items()}
+            return {
+                "per_lead": {arm: lead_scores(x, pairs.target, missing) for arm, x in arms.items()},
+                "precordial_r_mean": {arm: float(np.nanmean(v)) for arm, v in r_prec.items()},
+                "personal_minus": {arm: paired_diff_ci(r_prec["personal"], r_prec[arm], pairs.patient_id)
+                                   for arm in arms if arm != "personal"},
+                "kept_max_abs_mV": float(np.abs(arms["personal"][:, rows] - partial).max()),
+                "example": {arm: np.round(x[0], 4) for arm, x in arms.items()},  # (12, L) mV each: the figure's record
+            }
+
+        result, reused = store.stage(f"completion_{slug(name)}", compute)
+        example = {arm: np.asarray(x, dtype=np.float32) for arm, x in result.pop("example").items()}
+        results[name] = result
+        plot_completion_example(pairs.target[0], example, given, model.fs, out / example_figure(name))
+        print(f"  completion from {name}{' (stored)' if reused else ''}: precordial r "
+              + ", ".join(f"{a} {v:.3f}" for a, v in result["precordial_r_mean"].items()), flush=True)
     return results
 
 
-def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path) -> dict:  # type: ignore[no-untyped-def]
+def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path,  # type: ignore[no-untyped-def]
+                 store: SectionStore) -> dict:
     from ecgtwin.eval.clinical import heart_rates
     from ecgtwin.eval.harness import base_vectors_of
     from ecgtwin.eval.harness_data import classifier_columns
@@ -114,22 +131,27 @@ def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path) 
     columns = classifier_columns(model.vocabulary, classifier) if classifier is not None else None
     rows, examples = {}, {}
     for strength in STRENGTHS:
-        edited = edit_ecgs(model, specs, strength, options, batch_size=args.batch_size)
-        z = base_vectors_of(model, edited, pairs.target_labels, pairs.target_meta)
-        ident = consistency_section({"edit": z}, z_ref, z_tgt, pairs.patient_id, pairs.reference_record,
-                                    pairs.target_record)["edit"]
-        row = {"rmse_to_recording_mV": float(np.sqrt(np.mean((edited - pairs.reference) ** 2))),
-               "hr_mae_bpm": float(np.nanmean(np.abs(heart_rates(edited, model.fs) - target_hr))),
-               "id_top1": ident["id_top1"], "ibe_cosine": ident["cosine_mean"]}
-        if classifier is not None:
-            from ecgtwin.eval.classifier_fit import predict_logits
+        def compute() -> dict:
+            edited = edit_ecgs(model, specs, strength, options, batch_size=args.batch_size)  # (P, 12, L)
+            z = base_vectors_of(model, edited, pairs.target_labels, pairs.target_meta)
+            ident = consistency_section({"edit": z}, z_ref, z_tgt, pairs.patient_id, pairs.reference_record,
+                                        pairs.target_record)["edit"]
+            row = {"rmse_to_recording_mV": float(np.sqrt(np.mean((edited - pairs.reference) ** 2))),
+                   "hr_mae_bpm": float(np.nanmean(np.abs(heart_rates(edited, model.fs) - target_hr))),
+                   "id_top1": ident["id_top1"], "ibe_cosine": ident["cosine_mean"]}
+            if classifier is not None:
+                from ecgtwin.eval.classifier_fit import predict_logits
 
-            logits = predict_logits(classifier, edited)
-            point, low, high = bootstrap_ci(macro_auroc, pairs.target_labels[:, columns], logits, n_boot=200)
-            row.update(target_auroc=point, target_auroc_low=low, target_auroc_high=high)
-        rows[strength] = row
-        examples[strength] = edited[0]
-        print(f"  edit strength {strength:g}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+                logits = predict_logits(classifier, edited)
+                point, low, high = bootstrap_ci(macro_auroc, pairs.target_labels[:, columns], logits, n_boot=200)
+                row.update(target_auroc=point, target_auroc_low=low, target_auroc_high=high)
+            return {"row": row, "example": np.round(edited[0], 4)}  # (12, L) mV: the figure's ECG
+
+        stored, reused = store.stage(f"edit_{strength:g}", compute)
+        rows[strength] = stored["row"]
+        examples[strength] = np.asarray(stored["example"], dtype=np.float32)
+        print(f"  edit strength {strength:g}{' (stored)' if reused else ''}: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in rows[strength].items()), flush=True)
     spec = specs[0]
     title = (f"editing towards {', '.join(spec.labels) or 'no label'}"
              f"{'' if spec.hr is None else f', HR {spec.hr:.0f} bpm'}")
@@ -158,6 +180,8 @@ def main() -> None:
     p.add_argument("--reconstruction", type=float, default=None,
                    help="reconstruction-guidance weight of completion (default: that of COMPLETION_SAMPLING; 0 = none)")
     p.add_argument("--out", required=True)
+    p.add_argument("--fresh", action="store_true",
+                   help="recompute every stage (default: reuse the stages in OUT/sections/ of the same settings)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,9 +198,15 @@ def main() -> None:
     report = {"checkpoint": str(model.checkpoint_path), "fold": args.fold, "n_pairs": len(pairs),
               "n_patients": int(len(np.unique(pairs.patient_id))), "sampling": repr(options),
               "completion_sampling": repr(completion_options)}
+    # each stage (one given-lead set, one strength) is stored as it finishes: a rerun of the same settings
+    # (model, fold, pairs, sampling, baselines) reuses them, so a long fold-8 run can span sittings
+    key = run_key({**report, "checkpoint_hash": model.checkpoint_hash, "root": args.root,
+                   "pairs": pairs.target_record, "train_records": args.train_records,
+                   "classifier": args.classifier and file_sha256(args.classifier)[:12]})
+    store = SectionStore(out, key, resume=not args.fresh)
     if "completion" in args.parts:
         train, _, _ = split_arrays(dm, "train", args.train_records)
-        report["completion"] = completion_part(model, pairs, train, completion_options, args, out)
+        report["completion"] = completion_part(model, pairs, train, completion_options, args, out, store)
         plot_completion_r(report["completion"], out / "completion_r.png")
     if "editing" in args.parts:
         classifier = None
@@ -186,7 +216,7 @@ def main() -> None:
 
             classifier = load_classifier(args.classifier)
             classifier.label_names = classifier_label_names(args.classifier)
-        report["editing"] = editing_part(model, pairs, classifier, options, args, out)
+        report["editing"] = editing_part(model, pairs, classifier, options, args, out, store)
     (out / "editing_completion.json").write_text(json.dumps(report, indent=1, default=float))
     write_markdown(report, out / "report.md")
     print(f"wrote {out / 'editing_completion.json'} and {out / 'report.md'}")

@@ -20,10 +20,15 @@ reconstruction guidance (Ho et al. 2022, "Video Diffusion Models", Eq. 7)
 before the projection: the whole prediction moves along the gradient that makes
 its recorded part agree with ``y`` through the network,
 
-    x0_hat <- x0_hat - (w alpha_t / 2) * grad_{x_t} ||y - H x0_hat(x_t)||^2,
+    x0_hat <- x0_hat - (w alpha_t / 2) * grad_{x_t} ||H^+ (y - H x0_hat(x_t))||^2,
 
 so a beat drawn in a free lead where the recorded leads have none is pulled
-out of it (one backward pass through the network per call).
+out of it (one backward pass through the network per call). The residual is
+measured as the least-norm correction of the generated leads, ``H^+ r``, rather
+than ``r`` itself: the same where each recorded lead is one generated lead (then
+``H H^T = I``), and blind to redundant recordings, so the six limb leads of an
+8-lead network (four of them linear in I and II) pull exactly as I + II do
+instead of 3.5x as hard on lead I.
 
 With a ``basis`` ``B`` (C, D) the prediction is first taken to the subspace
 ``x0 = B z`` (least squares), corrected there and mapped back: a 12-lead
@@ -69,6 +74,7 @@ class MeasurementDenoiser:
         self.pinv = range_projector(self.h)  # (C or D, k)
         # H over the generated leads, through the subspace when there is one: (k, C)
         self.h_generated = self.h if basis is None else self.h @ self.basis_pinv
+        self.h_generated_pinv = torch.linalg.pinv(self.h_generated)  # (C, k)
         self.y = y.double()
 
     def project(self, x0: torch.Tensor) -> torch.Tensor:
@@ -86,6 +92,11 @@ class MeasurementDenoiser:
         """``H x0`` (B, k, L) of a prediction (B, C, L), differentiable."""
         return torch.einsum("kc,bcl->bkl", self.h_generated.to(x0), x0)
 
+    def mismatch(self, x0: torch.Tensor) -> torch.Tensor:
+        """``||H^+ (y - H x0)||^2`` summed over the batch: the squared least-norm correction of x0 (B, C, L)."""
+        correction = torch.einsum("ck,bkl->bcl", self.h_generated_pinv.to(x0), self.y.to(x0) - self.measured(x0))
+        return correction.pow(2).sum()  # (B, C, L) -> scalar
+
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         step = int(t.reshape(-1)[0])
         alpha, sigma = float(self.schedule.alphas[step]), float(self.schedule.sigmas[step])
@@ -93,7 +104,7 @@ class MeasurementDenoiser:
             with torch.enable_grad():
                 xg = x.detach().requires_grad_(True)
                 x0 = alpha * xg - sigma * self.denoiser(xg, t)  # (B, C, L)
-                loss = (self.y.to(x0) - self.measured(x0)).pow(2).sum()
+                loss = self.mismatch(x0)
                 (grad,) = torch.autograd.grad(loss, xg)
             x0 = x0.detach() - 0.5 * self.reconstruction * alpha * grad  # Ho et al. 2022, Eq. 7
         else:

@@ -1,0 +1,53 @@
+"""scripts/eval_editing.py end to end on the shipped sample: tables written, stages stored and reused."""
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from bundles import tiny_bundle
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "eval_editing.py"
+
+
+def run_script(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    return capsys.readouterr().out
+
+
+def test_eval_editing_stores_each_stage_and_reuses_it(sample_root: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "editing"
+    args = ["--checkpoint", str(tiny_bundle(sample_root, tmp_path)), "--root", str(sample_root), "--fold", "7",
+            "--max-pairs", "3", "--steps", "2", "--train-records", "40", "--given", "I", "I+II", "--out", str(out)]
+    first = run_script(args, monkeypatch, capsys)
+    report = json.loads((out / "editing_completion.json").read_text())
+    assert report["n_pairs"] == 3 and set(report["completion"]) == {"I", "I+II"}
+    assert [float(s) for s in report["editing"]] == [0.1, 0.2, 0.3, 0.5, 0.7, 1.0]
+    # the recorded leads are kept (16-bit-scale rounding at most) and the distance to the recording grows with S
+    assert report["completion"]["I+II"]["kept_max_abs_mV"] < 1e-3
+    rmse = [row["rmse_to_recording_mV"] for row in report["editing"].values()]
+    assert rmse[0] < rmse[-1]
+    stored = sorted(p.name for p in (out / "sections").glob("*.json"))
+    assert stored == sorted(["completion_I.json", "completion_I_II.json"]
+                            + [f"edit_{s:g}.json" for s in (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)])
+    assert "(stored)" not in first
+    text = (out / "report.md").read_text()
+    assert "### Given: I+II" in text and "| 0.5 |" in text
+    for png in ("completion_r.png", "completion_example_I_II.png", "edit_curve.png", "edit_strengths.png"):
+        assert (out / png).stat().st_size > 0
+
+    # the same command again: every stage comes from sections/, same numbers
+    second = run_script(args, monkeypatch, capsys)
+    assert second.count("(stored)") == 2 + 6
+    assert json.loads((out / "editing_completion.json").read_text()) == report
+
+    # another setting (more steps) is another run: nothing reused
+    third = run_script([*args[:args.index("--steps") + 1], "3", *args[args.index("--steps") + 2:]], monkeypatch, capsys)
+    assert "(stored)" not in third

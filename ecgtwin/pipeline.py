@@ -98,6 +98,18 @@ twins' :data:`DEFAULT_SAMPLING`: DPM-Solver++(2M) 25 with reconstruction guidanc
 guidance: a completion has no target condition unless one is asked for, and the recorded leads fix the rhythm."""
 
 
+def format_sampling(options: SamplingOptions) -> str:
+    """The compact form of ``options`` that :func:`parse_sampling` reads back (docs state the defaults in it)."""
+    plain = SamplingOptions(options.sampler, options.steps, options.guidance_condition, options.guidance_person,
+                            guidance_interval=options.guidance_interval, spacing=options.spacing)
+    if replace(options, steps=plain.steps) != plain:
+        raise ValueError(f"{options!r} has settings (eta, resample, reconstruction) the compact form does not hold")
+    text = f"{options.sampler}:{options.num_steps}:{options.guidance_condition:g}:{options.guidance_person:g}"
+    if options.guidance_interval is not None:
+        text += ":{:g}-{:g}".format(*options.guidance_interval)
+    return text if options.spacing == "quadratic" else f"{text}:{options.spacing}"
+
+
 def parse_sampling(text: str) -> SamplingOptions:
     """A compact setting ``sampler:steps:s_c:s_p[:sigma_lo-sigma_hi][:spacing]`` (benchmarks and comparisons)."""
     parts = text.split(":")

@@ -133,10 +133,28 @@ def test_spacing_reaches_the_sampler_grid(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_compact_setting_strings() -> None:
-    from ecgtwin.pipeline import parse_sampling
+    from ecgtwin.pipeline import COMPLETION_SAMPLING, format_sampling, parse_sampling
 
     assert parse_sampling("ddpm:100:3:2") == SamplingOptions("ddpm", 100, 3.0, 2.0)
     assert parse_sampling("dpmpp_2m_sde:50:3:1:0.2-1:trailing") == SamplingOptions(
         "dpmpp_2m_sde", 50, 3.0, 1.0, guidance_interval=(0.2, 1.0), spacing="trailing")
     with pytest.raises(ValueError, match="bad setting"):
         parse_sampling("ddpm:100")
+    for text in ("ddpm:100:3:2", "dpmpp_2m_sde:50:3:1:0.2-1:trailing", "dpmpp_2m:25:1.5:1"):
+        assert format_sampling(parse_sampling(text)) == text
+    with pytest.raises(ValueError, match="compact form"):
+        format_sampling(COMPLETION_SAMPLING)  # reconstruction guidance has no compact form
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/GENERATOR.md", "docs/MODEL_CARD.md"])
+def test_the_docs_state_the_default_sampling(doc: str) -> None:
+    """Each user-facing doc names the default in the compact form, and it is the one the code uses."""
+    import re
+
+    from ecgtwin.pipeline import DEFAULT_SAMPLING, format_sampling
+
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    stated = re.findall(r"[Dd]efault sampling: `([^`]+)`", text)
+    assert stated, f"{doc} does not state the default sampling as 'Default sampling: `...`'"
+    assert set(stated) == {format_sampling(DEFAULT_SAMPLING)}, f"{doc} states {stated}, the code uses {DEFAULT_SAMPLING}"
+

@@ -256,3 +256,16 @@ def test_simple_ecg_features_bad_input() -> None:
         simple_ecg_features(np.zeros((12, 1000)), 100)
     with pytest.raises(ValueError, match="no frequency bin"):
         simple_ecg_features(np.zeros((1, 12, 1000)), 20)
+
+
+def test_wilson_interval_known_values_and_bad_input() -> None:
+    from ecgtwin.eval.metrics import wilson_interval
+
+    np.testing.assert_allclose(wilson_interval(5, 10), (0.2366, 0.7634), atol=1e-4)  # p = 0.5, n = 10
+    np.testing.assert_allclose(wilson_interval(0, 10), (0.0, 0.2775), atol=1e-4)  # not collapsed to [0, 0]
+    np.testing.assert_allclose(wilson_interval(10, 10), (0.7225, 1.0), atol=1e-4)
+    low, high = wilson_interval(34, 120)
+    assert low < 34 / 120 < high and high - low < 0.17
+    assert all(np.isnan(wilson_interval(0, 0)))
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(11, 10)

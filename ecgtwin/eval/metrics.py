@@ -273,6 +273,22 @@ def bootstrap_ci(
     return point, float(low), float(high)
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / n`` (default 95%); NaN for n = 0.
+
+    ``(p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``: stays inside [0, 1] and keeps its coverage
+    near 0 and 1, where the normal interval collapses (Wilson 1927; Brown, Cai & DasGupta 2001).
+    """
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if n == 0:
+        return float("nan"), float("nan")
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def simple_ecg_features(signals: Any, fs: float) -> np.ndarray:
     """Cheap handcrafted per-record features ``(N, 12 * 11)`` for MMD/FID before a classifier exists.
 

@@ -85,34 +85,41 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
             continue
         rows = [LEADS.index(g) for g in given]
         partial = pairs.target[:, rows]  # (P, k, L)
+        missing = [lead for lead in LEADS if lead not in given]
+        arms = {  # each arm's reconstruction (P, 12, L), computed when its stage is not stored yet
+            "personal": lambda: complete_leads(model, partial, given, reference=pairs.reference, seeds=seeds,
+                                               options=options, batch_size=args.batch_size,
+                                               preprocessed=True),  # cache records: filtered already
+            "population": lambda: complete_leads(model, partial, given, reference=None, seeds=seeds, options=options,
+                                                 batch_size=args.batch_size, preprocessed=True),
+            "regression": lambda: LeadRegression(given).fit(train).predict(partial),
+            "copy": lambda: pairs.reference,
+        }
+        scored, reused = {}, []
+        for arm, reconstruct in arms.items():
+            def compute(reconstruct=reconstruct) -> dict:  # type: ignore[no-untyped-def]
+                x = reconstruct()
+                return {"per_lead": lead_scores(x, pairs.target, missing),
+                        "precordial_r": precordial_r(x, pairs.target),  # (P,) for the paired CIs
+                        "kept_max_abs_mV": float(np.abs(x[:, rows] - partial).max()),
+                        "example": np.round(x[0], 4)}  # (12, L) mV: the figure's record
 
-        def compute() -> dict:
-            arms = {
-                "personal": complete_leads(model, partial, given, reference=pairs.reference, seeds=seeds,
-                                           options=options, batch_size=args.batch_size,
-                                           preprocessed=True),  # cache records: filtered
-                "population": complete_leads(model, partial, given, reference=None, seeds=seeds, options=options,
-                                             batch_size=args.batch_size, preprocessed=True),
-                "regression": LeadRegression(given).fit(train).predict(partial),
-                "copy": pairs.reference,
-            }
-            missing = [lead for lead in LEADS if lead not in given]
-            r_prec = {arm: precordial_r(x, pairs.target) for arm, x in arms.items()}
-            return {
-                "per_lead": {arm: lead_scores(x, pairs.target, missing) for arm, x in arms.items()},
-                "precordial_r_mean": {arm: float(np.nanmean(v)) for arm, v in r_prec.items()},
-                "personal_minus": {arm: paired_diff_ci(r_prec["personal"], r_prec[arm], pairs.patient_id)
-                                   for arm in arms if arm != "personal"},
-                "kept_max_abs_mV": float(np.abs(arms["personal"][:, rows] - partial).max()),
-                "example": {arm: np.round(x[0], 4) for arm, x in arms.items()},  # (12, L) mV each: the figure's record
-            }
-
-        result, reused = store.stage(f"completion_{slug(name)}", compute)
-        example = {arm: np.asarray(x, dtype=np.float32) for arm, x in result.pop("example").items()}
-        results[name] = result
+            scored[arm], was_stored = store.stage(f"completion_{slug(name)}_{arm}", compute)
+            if was_stored:
+                reused.append(arm)
+        r_prec = {arm: np.asarray(v["precordial_r"], dtype=np.float64) for arm, v in scored.items()}
+        results[name] = {
+            "per_lead": {arm: v["per_lead"] for arm, v in scored.items()},
+            "precordial_r_mean": {arm: float(np.nanmean(v)) for arm, v in r_prec.items()},
+            "personal_minus": {arm: paired_diff_ci(r_prec["personal"], r_prec[arm], pairs.patient_id)
+                               for arm in arms if arm != "personal"},
+            "kept_max_abs_mV": scored["personal"]["kept_max_abs_mV"],
+        }
+        example = {arm: np.asarray(v["example"], dtype=np.float32) for arm, v in scored.items()}
         plot_completion_example(pairs.target[0], example, given, model.fs, out / example_figure(name))
-        print(f"  completion from {name}{' (stored)' if reused else ''}: precordial r "
-              + ", ".join(f"{a} {v:.3f}" for a, v in result["precordial_r_mean"].items()), flush=True)
+        stored_note = f" (stored: {', '.join(reused)})" if reused else ""
+        print(f"  completion from {name}{stored_note}: precordial r "
+              + ", ".join(f"{a} {v:.3f}" for a, v in results[name]["precordial_r_mean"].items()), flush=True)
     return results
 
 

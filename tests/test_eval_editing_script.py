@@ -35,9 +35,10 @@ def test_eval_editing_stores_each_stage_and_reuses_it(sample_root: Path, tmp_pat
     rmse = [row["rmse_to_recording_mV"] for row in report["editing"].values()]
     assert rmse[0] < rmse[-1]
     stored = sorted(p.name for p in (out / "sections").glob("*.json"))
-    assert stored == sorted(["completion_I.json", "completion_I_II.json"]
+    arms = ("personal", "population", "regression", "copy")  # one stage per given-lead set and arm
+    assert stored == sorted([f"completion_{given}_{arm}.json" for given in ("I", "I_II") for arm in arms]
                             + [f"edit_{s:g}.json" for s in (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)])
-    assert "(stored)" not in first
+    assert "(stored" not in first
     text = (out / "report.md").read_text()
     assert "### Given: I+II" in text and "| 0.5 |" in text
     for png in ("completion_r.png", "completion_example_I_II.png", "edit_curve.png", "edit_strengths.png"):
@@ -45,9 +46,18 @@ def test_eval_editing_stores_each_stage_and_reuses_it(sample_root: Path, tmp_pat
 
     # the same command again: every stage comes from sections/, same numbers
     second = run_script(args, monkeypatch, capsys)
-    assert second.count("(stored)") == 2 + 6
+    assert second.count("(stored: personal, population, regression, copy)") == 2 and second.count("(stored)") == 6
     assert json.loads((out / "editing_completion.json").read_text()) == report
 
+    # a run stopped part-way: only the stages without a stored result are computed again
+    (out / "sections" / "completion_I_population.json").unlink()
+    (out / "sections" / "edit_0.5.json").unlink()
+    partial = run_script(args, monkeypatch, capsys)
+    assert "completion from I (stored: personal, regression, copy)" in partial
+    assert "edit strength 0.5:" in partial and partial.count("(stored)") == 5
+    assert json.loads((out / "editing_completion.json").read_text()) == report  # same seeds, same numbers
+
     # another setting (more steps) is another run: nothing reused
+    # (the regression and copy arms do not depend on the sampler: stored per run, they are recomputed too)
     third = run_script([*args[:args.index("--steps") + 1], "3", *args[args.index("--steps") + 2:]], monkeypatch, capsys)
-    assert "(stored)" not in third
+    assert "(stored" not in third

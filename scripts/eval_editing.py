@@ -104,7 +104,9 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
                         "kept_max_abs_mV": float(np.abs(x[:, rows] - partial).max()),
                         "example": np.round(x[0], 4)}  # (12, L) mV: the figure's record
 
-            scored[arm], was_stored = store.stage(f"completion_{slug(name)}_{arm}", compute)
+            learned = arm in ("personal", "population")  # the baselines do not depend on the sampling
+            scored[arm], was_stored = store.stage(f"completion_{slug(name)}_{arm}", compute,
+                                                  {"sampling": repr(options)} if learned else None)
             if was_stored:
                 reused.append(arm)
         r_prec = {arm: np.asarray(v["precordial_r"], dtype=np.float64) for arm, v in scored.items()}
@@ -136,6 +138,7 @@ def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path, 
     z_ref = base_vectors_of(model, pairs.reference, pairs.reference_labels, pairs.reference_meta)
     z_tgt = base_vectors_of(model, pairs.target, pairs.target_labels, pairs.target_meta)
     columns = classifier_columns(model.vocabulary, classifier) if classifier is not None else None
+    classifier_hash = args.classifier and file_sha256(args.classifier)[:12]
     rows, examples = {}, {}
     for strength in STRENGTHS:
         def compute() -> dict:
@@ -154,7 +157,8 @@ def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path, 
                 row.update(target_auroc=point, target_auroc_low=low, target_auroc_high=high)
             return {"row": row, "example": np.round(edited[0], 4)}  # (12, L) mV: the figure's ECG
 
-        stored, reused = store.stage(f"edit_{strength:g}", compute)
+        stored, reused = store.stage(f"edit_{strength:g}", compute, {"sampling": repr(options),
+                                                                      "classifier": classifier_hash})
         rows[strength] = stored["row"]
         examples[strength] = np.asarray(stored["example"], dtype=np.float32)
         print(f"  edit strength {strength:g}{' (stored)' if reused else ''}: "
@@ -207,9 +211,10 @@ def main() -> None:
               "completion_sampling": repr(completion_options)}
     # each stage (one given-lead set, one strength) is stored as it finishes: a rerun of the same settings
     # (model, fold, pairs, sampling, baselines) reuses them, so a long fold-8 run can span sittings
-    key = run_key({**report, "checkpoint_hash": model.checkpoint_hash, "root": args.root,
-                   "pairs": pairs.target_record, "train_records": args.train_records,
-                   "classifier": args.classifier and file_sha256(args.classifier)[:12]})
+    # each part's stages are keyed by its own settings too (stage options): a new editing sampler keeps the
+    # completions, a new completion setting keeps the edits
+    key = run_key({"checkpoint": report["checkpoint"], "checkpoint_hash": model.checkpoint_hash, "fold": args.fold,
+                   "root": args.root, "pairs": pairs.target_record, "train_records": args.train_records})
     store = SectionStore(out, key, resume=not args.fresh)
     if "completion" in args.parts:
         train, _, _ = split_arrays(dm, "train", args.train_records)

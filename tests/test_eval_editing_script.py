@@ -57,7 +57,11 @@ def test_eval_editing_stores_each_stage_and_reuses_it(sample_root: Path, tmp_pat
     assert "edit strength 0.5:" in partial and partial.count("(stored)") == 5
     assert json.loads((out / "editing_completion.json").read_text()) == report  # same seeds, same numbers
 
-    # another setting (more steps) is another run: nothing reused
-    # (the regression and copy arms do not depend on the sampler: stored per run, they are recomputed too)
+    # another completion setting keeps the edits (and the baselines' arms), recomputes the learned completions
+    other = run_script([*args, "--reconstruction", "4"], monkeypatch, capsys)
+    assert other.count("(stored)") == 6 and other.count("(stored: regression, copy)") == 2
+
+    # more steps change both parts: nothing is reused
+    # (but the regression and copy arms, which do not depend on it)
     third = run_script([*args[:args.index("--steps") + 1], "3", *args[args.index("--steps") + 2:]], monkeypatch, capsys)
-    assert "(stored" not in third
+    assert third.count("(stored: regression, copy)") == 2 and "(stored)" not in third

@@ -160,8 +160,10 @@ def cell(row: dict, key: str, fmt: str | None) -> str:
     if key == "target_auroc":
         return "" if key not in row else "{:.3f} [{:.3f}, {:.3f}]".format(*row[key])
     count, n = row[key]
+    if n == 0:
+        return "-"  # nothing measured
     low, high = wilson_interval(count, n)
-    return f"{count / max(n, 1):.2f} [{low:.2f}, {high:.2f}]"
+    return f"{count / n:.2f} [{low:.2f}, {high:.2f}]"
 
 
 if __name__ == "__main__":

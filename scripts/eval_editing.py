@@ -28,6 +28,7 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +44,20 @@ from ecgtwin.eval.metrics import bootstrap_ci
 from ecgtwin.io.wfdb_io import file_sha256
 from ecgtwin.pipeline import COMPLETION_SAMPLING, resolve_sampling
 
+STAGE_VERSION = 2
+"""Part of every stored stage's key: bump it when the completion or editing method or their measures change, so
+stages of the older code are not reused."""
 GIVEN = {"I": ("I",), "I+II": ("I", "II"), "limb leads": ("I", "II", "III", "aVR", "aVL", "aVF")}
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+
+
+def numbers(value: Any) -> Any:
+    """A stored stage read back: the JSON nulls that stood for NaN become NaN again (tables print "nan")."""
+    if isinstance(value, dict):
+        return {k: numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [numbers(v) for v in value]
+    return float("nan") if value is None else value
 
 
 def slug(given: str) -> str:
@@ -104,9 +117,10 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
                         "kept_max_abs_mV": float(np.abs(x[:, rows] - partial).max()),
                         "example": np.round(x[0], 4)}  # (12, L) mV: the figure's record
 
-            learned = arm in ("personal", "population")  # the baselines do not depend on the sampling
-            scored[arm], was_stored = store.stage(f"completion_{slug(name)}_{arm}", compute,
-                                                  {"sampling": repr(options)} if learned else None)
+            depends = {"personal": {"sampling": repr(options)}, "population": {"sampling": repr(options)},
+                       "regression": {"train_records": args.train_records}}.get(arm)  # beyond the run key
+            payload, was_stored = store.stage(f"completion_{slug(name)}_{arm}", compute, depends)
+            scored[arm] = numbers(payload)
             if was_stored:
                 reused.append(arm)
         r_prec = {arm: np.asarray(v["precordial_r"], dtype=np.float64) for arm, v in scored.items()}
@@ -159,6 +173,7 @@ def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path, 
 
         stored, reused = store.stage(f"edit_{strength:g}", compute, {"sampling": repr(options),
                                                                       "classifier": classifier_hash})
+        stored = numbers(stored)
         rows[strength] = stored["row"]
         examples[strength] = np.asarray(stored["example"], dtype=np.float32)
         print(f"  edit strength {strength:g}{' (stored)' if reused else ''}: "
@@ -213,8 +228,8 @@ def main() -> None:
     # (model, fold, pairs, sampling, baselines) reuses them, so a long fold-8 run can span sittings
     # each part's stages are keyed by its own settings too (stage options): a new editing sampler keeps the
     # completions, a new completion setting keeps the edits
-    key = run_key({"checkpoint": report["checkpoint"], "checkpoint_hash": model.checkpoint_hash, "fold": args.fold,
-                   "root": args.root, "pairs": pairs.target_record, "train_records": args.train_records})
+    key = run_key({"checkpoint_hash": model.checkpoint_hash, "fold": args.fold, "root": args.root,
+                   "pairs": [pairs.reference_record, pairs.target_record], "stage_version": STAGE_VERSION})
     store = SectionStore(out, key, resume=not args.fresh)
     if "completion" in args.parts:
         train, _, _ = split_arrays(dm, "train", args.train_records)
@@ -236,7 +251,9 @@ def main() -> None:
 
 def write_markdown(report: dict, path: Path) -> None:
     lines = [f"# Editing and lead completion, fold {report['fold']}", "",
-             f"Model: `{report['checkpoint']}`; sampling: `{report['sampling']}`.", ""]
+             f"Model: `{report['checkpoint']}`.", "",
+             f"Editing sampling: `{report['sampling']}`.", "",
+             f"Completion sampling: `{report['completion_sampling']}`.", ""]
     if "completion" in report:
         lines += ["## Completion (missing precordial leads)", "",
                   completion_markdown(report["completion"], report["n_pairs"], report["n_patients"]),

@@ -44,8 +44,9 @@ def read_run(run: Path) -> dict[str, np.ndarray]:
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average (edges averaged over what exists)."""
-    kernel = np.ones(window)
+    """Centred moving average (edges averaged over what exists); same length as ``values``."""
+    width = min(window, len(values))
+    kernel = np.ones(max(1, width - (1 - width % 2)))  # odd, at most the run's length: centred
     return np.convolve(values, kernel, "same") / np.convolve(np.ones_like(values), kernel, "same")
 
 
@@ -84,8 +85,10 @@ def main() -> None:
             raise SystemExit(f"--runs takes NAME=RUN_FOLDER, got {item!r}")
         runs[name] = read_run(Path(folder))
         train, val = runs[name]["train"], runs[name]["val"]
-        print(f"{name}: steps {int(train[0, 0])}-{int(train[-1, 0])}, last val loss {val[-1, 1]:.4f} "
-              f"at step {int(val[-1, 0])}")
+        if not len(train):
+            raise SystemExit(f"{folder}: no training loss logged yet")
+        last_val = f", last val loss {val[-1, 1]:.4f} at step {int(val[-1, 0])}" if len(val) else ", no val loss yet"
+        print(f"{name}: steps {int(train[0, 0])}-{int(train[-1, 0])}{last_val}")
     plot_runs(runs, Path(args.out), args.window)
     print(f"wrote {args.out}")
 

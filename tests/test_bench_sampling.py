@@ -30,4 +30,5 @@ def test_rhythm_counts_and_cells() -> None:
     assert bench.cell(row, "c2st_auroc", None) == "0.90 [0.85, 0.94]"
     assert bench.cell(row, "target_auroc", None) == "0.800 [0.750, 0.860]"
     assert bench.cell({}, "target_auroc", None) == ""  # no classifier
+    assert bench.cell({"spurious": (0, 0)}, "spurious", None) == "-"  # no usable pair
     assert bench.cell({"amplitude_ratio": 0.912}, "amplitude_ratio", "{:.2f}") == "0.91"

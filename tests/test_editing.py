@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgtwin.constants import LEADS
+from ecgtwin.constants import INDEPENDENT_LEADS, LEADS
 from ecgtwin.diffusion.inpainting import MeasurementDenoiser, range_projector
 from ecgtwin.diffusion.samplers import SAMPLERS
 from ecgtwin.diffusion.schedule import VPSchedule
@@ -99,6 +99,26 @@ def test_reconstruction_mismatch_is_the_least_norm_correction() -> None:
     scaled = MeasurementDenoiser(zero, SCHEDULE, torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
                                  torch.stack([2 * y[:, 0], y[:, 1]], dim=1))
     assert torch.allclose(scaled.mismatch(x0), unit.mismatch(x0))
+
+
+@pytest.mark.parametrize("given", [("I",), ("I", "II"), ("I", "II", "III", "aVR", "aVL", "aVF"), ("V2",)])
+def test_a_twelve_lead_network_is_pulled_as_an_eight_lead_one(given: tuple[str, ...]) -> None:
+    """With the lead-law basis, the mismatch of a lawful prediction is that of the 8 independent leads."""
+    from ecgtwin.leads import lead_law_matrix
+
+    basis = torch.tensor(lead_law_matrix())  # (12, 8)
+    rows = [LEADS.index(g) for g in given]
+    h12 = torch.eye(12, dtype=torch.float64)[rows]  # (k, 12): the recorded leads
+    x0 = recording(2, seed=3).double()  # (2, 12, L) lawful
+    y = recording(2, seed=4).double()[:, rows]
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    twelve = MeasurementDenoiser(zero, SCHEDULE, h12, y, basis=basis)
+    eight = MeasurementDenoiser(zero, SCHEDULE, h12 @ basis, y)  # the same measurement of the 8 generated leads
+    x8 = x0[:, [LEADS.index(n) for n in INDEPENDENT_LEADS]]  # (2, 8, L)
+    assert torch.allclose(twelve.mismatch(x0), eight.mismatch(x8))
+    independent = given in (("I",), ("I", "II"), ("V2",))  # each recorded lead one generated lead: ||y - Hx||^2
+    if independent:
+        assert torch.allclose(twelve.mismatch(x0), (y - x0[:, rows]).pow(2).sum())
 
 
 def test_editing_strength_zero_returns_the_recording_and_one_is_a_twin() -> None:

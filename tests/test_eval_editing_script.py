@@ -65,3 +65,10 @@ def test_eval_editing_stores_each_stage_and_reuses_it(sample_root: Path, tmp_pat
     # (but the regression and copy arms, which do not depend on it)
     third = run_script([*args[:args.index("--steps") + 1], "3", *args[args.index("--steps") + 2:]], monkeypatch, capsys)
     assert third.count("(stored: regression, copy)") == 2 and "(stored)" not in third
+
+
+def test_stored_nulls_read_back_as_nan() -> None:
+    numbers = runpy.run_path(str(SCRIPT))["numbers"]
+    back = numbers({"row": {"hr_mae_bpm": None, "id_top1": 0.5}, "r": [0.1, None]})
+    assert back["row"]["id_top1"] == 0.5 and f"{back['row']['hr_mae_bpm']:.3f}" == "nan"
+    assert back["r"][0] == 0.1 and back["r"][1] != back["r"][1]  # NaN

@@ -34,5 +34,7 @@ def test_sittings_are_joined_and_retrained_steps_replaced(tmp_path: Path) -> Non
 
 def test_smoothing_and_missing_runs(tmp_path: Path) -> None:
     np.testing.assert_allclose(curve.smooth(np.array([0.0, 3.0, 6.0]), 3), [1.5, 3.0, 4.5])
+    np.testing.assert_allclose(curve.smooth(np.array([0.0, 3.0]), 9), [0.0, 3.0])  # shrinks to the run (odd: 1)
+    np.testing.assert_allclose(curve.smooth(np.arange(4.0), 9), [0.5, 1.0, 2.0, 2.5])  # 4 logs: window 3
     with pytest.raises(FileNotFoundError, match="no version_"):
         curve.read_run(tmp_path)

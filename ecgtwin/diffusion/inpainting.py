@@ -24,11 +24,12 @@ its recorded part agree with ``y`` through the network,
 
 so a beat drawn in a free lead where the recorded leads have none is pulled
 out of it (one backward pass through the network per call). The residual is
-measured as the least-norm correction of the generated leads, ``H^+ r``, rather
-than ``r`` itself: the same where each recorded lead is one generated lead (then
-``H H^T = I``), and blind to redundant recordings, so the six limb leads of an
-8-lead network (four of them linear in I and II) pull exactly as I + II do
-instead of 3.5x as hard on lead I.
+measured as the least-norm correction ``H^+ r`` of the independent signal (the
+generated leads, or the basis coordinates below) rather than ``r`` itself: the
+same where each recorded lead is one independent lead (then ``H H^T = I``; lead
+I, I + II, precordial leads), and blind to redundant recordings, so the six limb
+leads (four of them linear in I and II) pull exactly as I + II do instead of
+3.5x as hard on lead I, and a 12-lead network is pulled as an 8-lead one.
 
 With a ``basis`` ``B`` (C, D) the prediction is first taken to the subspace
 ``x0 = B z`` (least squares), corrected there and mapped back: a 12-lead
@@ -49,7 +50,7 @@ def range_projector(h: torch.Tensor) -> torch.Tensor:
     """``H^+`` (C, k), the Moore-Penrose pseudo-inverse of the measurement matrix ``H`` (k, C), in float64."""
     if h.ndim != 2 or h.shape[0] < 1:
         raise ValueError(f"the measurement matrix must be (k >= 1, C), got {tuple(h.shape)}")
-    return torch.linalg.pinv(h.double())
+    return torch.linalg.pinv(h.double(), rtol=1e-10)  # rank-deficient H (six limb leads): round-off stays out
 
 
 class MeasurementDenoiser:
@@ -69,12 +70,11 @@ class MeasurementDenoiser:
         self.denoiser = denoiser
         self.schedule = schedule
         self.basis = None if basis is None else basis.double()  # (C, D)
-        self.basis_pinv = None if basis is None else torch.linalg.pinv(self.basis)  # (D, C)
+        self.basis_pinv = None if basis is None else range_projector(self.basis)  # (D, C)
         self.h = h.double() if basis is None else h.double() @ self.basis  # (k, C) or (k, D)
         self.pinv = range_projector(self.h)  # (C or D, k)
         # H over the generated leads, through the subspace when there is one: (k, C)
         self.h_generated = self.h if basis is None else self.h @ self.basis_pinv
-        self.h_generated_pinv = torch.linalg.pinv(self.h_generated)  # (C, k)
         self.y = y.double()
 
     def project(self, x0: torch.Tensor) -> torch.Tensor:
@@ -93,9 +93,11 @@ class MeasurementDenoiser:
         return torch.einsum("kc,bcl->bkl", self.h_generated.to(x0), x0)
 
     def mismatch(self, x0: torch.Tensor) -> torch.Tensor:
-        """``||H^+ (y - H x0)||^2`` summed over the batch: the squared least-norm correction of x0 (B, C, L)."""
-        correction = torch.einsum("ck,bkl->bcl", self.h_generated_pinv.to(x0), self.y.to(x0) - self.measured(x0))
-        return correction.pow(2).sum()  # (B, C, L) -> scalar
+        """``||H^+ (y - H x0)||^2`` summed over the batch, for x0 (B, C, L): the squared least-norm correction in
+        the independent coordinates (the generated leads, or the basis' D coordinates)."""
+        residual = self.y.to(x0) - self.measured(x0)  # (B, k, L)
+        correction = torch.einsum("dk,bkl->bdl", self.pinv.to(x0), residual)  # (B, C or D, L)
+        return correction.pow(2).sum()
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         step = int(t.reshape(-1)[0])

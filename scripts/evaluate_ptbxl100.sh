@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 DATA=../shared/data/ptbxl100
 CHECKPOINT=${CHECKPOINT:-ecgtwin/assets/ecgtwin_ptbxl100.pt}
-POPULATION=${POPULATION:-models/population_ptbxl100_v1.pt}
+POPULATION=${POPULATION:-models/population_ptbxl100_v2.pt}   # v1 bundle: models/population_ptbxl100_v1.pt
 CLASSIFIER=${CLASSIFIER:-ecgtwin/assets/classifier_ptbxl100.ckpt}   # bundled reference classifier (folds 1-6, selected on 7)
 OUT=${OUT:-docs/eval_ptbxl100}
 if [[ "$POPULATION" == null-base ]]; then

@@ -28,7 +28,9 @@ def test_demo_writes_twins_of_two_conditions_and_an_overview(sample_root: Path, 
 @pytest.mark.skipif(not DEFAULT_BUNDLE.is_file(), reason="bundled model not present")
 def test_bundled_model_generates_a_processable_wfdb_twin(sample_root: Path, tmp_path: Path) -> None:
     model = TwinModel.load()
-    assert model.personalised and list(model.vocabulary.names) == ["CD", "HYP", "MI", "NORM", "STTC"]
+    names = list(model.vocabulary.names)
+    assert model.personalised and names[:5] == ["CD", "HYP", "MI", "NORM", "STTC"]  # superclasses ...
+    assert {"SR", "AFIB", "STACH", "SBRAD"} <= set(names[5:])  # ... and rhythm statements (v2)
     out = tmp_path / "twins"
     rc = main_generate(["--reference", str(sample_root / "records100/01000/01495_lr"), "--condition", "MI",
                         "--hr", "75", "--out", str(out), "--steps", "10", "--no-progress"])
@@ -37,6 +39,10 @@ def test_bundled_model_generates_a_processable_wfdb_twin(sample_root: Path, tmp_
     assert record.sig_name == list(LEADS) and record.units == ["mV"] * 12 and record.fs == 100
     assert record.p_signal.shape == (1000, 12)
     assert any(c.startswith("checkpoint") and model.checkpoint_hash in c for c in record.comments)
+    assert "rhythm: SR (default)" in record.comments
+    # lead-law-exact output: the limb leads obey Einthoven's law up to the 16-bit storage step (1 uV per lead)
+    limb = {name: record.p_signal[:, LEADS.index(name)] for name in ("I", "II", "III")}
+    assert np.abs(limb["I"] + limb["III"] - limb["II"]).max() <= 1.5e-3
     lead_ii = record.p_signal[:, LEADS.index("II")]
     assert 0.05 < np.ptp(lead_ii) < 10  # mV scale, not noise-level or exploded
     signals, _ = nk.ecg_process(nk.signal_resample(lead_ii, sampling_rate=100, desired_sampling_rate=500), sampling_rate=500)

@@ -406,15 +406,20 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
 
 def test_spacing_is_recorded_and_a_resume_with_another_grid_is_refused(tmp_path: Path, records: list[Path],
                                                                        vocabulary: LabelVocabulary, capsys) -> None:  # type: ignore[no-untyped-def]
+    from ecgtwin.constants import TIMESTEP_SPACINGS
+    from ecgtwin.pipeline import DEFAULT_SAMPLING
+
+    default = DEFAULT_SAMPLING.spacing
+    other = next(s for s in sorted(TIMESTEP_SPACINGS) if s != default)
     out, model = tmp_path / "out", FakeTwinModel(vocabulary)
     base = ["--reference", str(records[0]), "--condition", "MI", "--out", str(out), "--steps", "10"]
     assert run(base, model) == 0  # the default grid
     name = twin_record_name(records[0].name, ("MI",), 0, 0)
-    assert comments_of(out, name)["spacing"] == "quadratic" and manifest_rows(out)[-1]["spacing"] == "quadratic"
-    assert run([*base, "--spacing", "quadratic"], model) == 0 and len(model.calls) == 1  # the same settings: resumed
+    assert comments_of(out, name)["spacing"] == default and manifest_rows(out)[-1]["spacing"] == default
+    assert run([*base, "--spacing", default], model) == 0 and len(model.calls) == 1  # the same settings: resumed
     capsys.readouterr()
-    assert run([*base, "--spacing", "trailing"], model) == 2
-    assert "made with spacing=quadratic (this run: trailing)" in capsys.readouterr().err
-    assert run([*base, "--spacing", "trailing", "--overwrite"], model) == 0
-    assert comments_of(out, name)["spacing"] == "trailing" and manifest_rows(out)[-1]["spacing"] == "trailing"
-    assert run([*base, "--spacing", "trailing"], model) == 0 and len(model.calls) == 2  # resumed under trailing
+    assert run([*base, "--spacing", other], model) == 2
+    assert f"made with spacing={default} (this run: {other})" in capsys.readouterr().err
+    assert run([*base, "--spacing", other, "--overwrite"], model) == 0
+    assert comments_of(out, name)["spacing"] == other and manifest_rows(out)[-1]["spacing"] == other
+    assert run([*base, "--spacing", other], model) == 0 and len(model.calls) == 2  # resumed under the other grid

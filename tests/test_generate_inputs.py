@@ -255,7 +255,8 @@ def test_manifest_paths_are_absolute_however_out_was_given(tmp_path: Path, recor
 
 def test_old_manifest_is_upgraded_and_resumes(tmp_path: Path, records: list[Path], vocabulary: LabelVocabulary) -> None:
     out = tmp_path / "out"
-    argv = ["--reference", str(records[0]), "--condition", "MI", "--num", "2", "--out", str(out)]
+    # manifests before the spacing column were all made on the quadratic grid, which their upgrade assumes
+    argv = ["--reference", str(records[0]), "--condition", "MI", "--num", "2", "--out", str(out), "--spacing", "quadratic"]
     assert run(argv, FakeTwinModel(vocabulary)) == 0
     rows = manifest_rows(out)
     old = ["record_name", "path", "reference", "labels", "hr", "age", "sex", "sampler", "steps", "guidance_base",

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from ecgtwin.pipeline import SamplingOptions
 from ecgtwin.api import DEFAULT_BUNDLE, TwinModel, TwinSpec
 from ecgtwin.bundle import GENERATOR_CHECKPOINT_KEY
 from ecgtwin.data.conditions import DemographicsNormalizer, LabelVocabulary
@@ -89,7 +90,8 @@ def test_lightning_checkpoint_loads_through_the_plain_pipeline(sample_root: Path
     assert model.personalised and model.vocabulary == vocab and model.signal_scale == module.hparams.signal_scale
     reference = read_reference(sample_root / RECORD).signal
     specs = [TwinSpec(reference, ["MI"], hr=80, seed=3)]
-    twins = model.generate(specs, steps=3, guidance_condition=2.0, guidance_person=1.5, progress=False)
+    twins = model.generate(specs, progress=False,  # the module's sampler on the default (quadratic) grid
+                           options=SamplingOptions("dpmpp_2m", 3, guidance_condition=2.0, guidance_person=1.5))
     batch, unknown = model._reference_batch(specs)
     condition = model._to_batch([model.encode_condition(["MI"], 80, None, None)])
     expected = module.eval().sample(condition, [3], base_vector=module.base_vectors(batch, drop=unknown), steps=3,

@@ -61,7 +61,10 @@ def test_report_files_written_and_json_matches(run) -> None:  # type: ignore[no-
 def test_settings_record_the_run(run, models, sample_datamodule) -> None:  # type: ignore[no-untyped-def]
     s = run[0]["settings"]
     assert s["checkpoint_hash"] == models[0].checkpoint_hash and s["population_checkpoint_hash"] == models[1].checkpoint_hash
-    assert (s["sampler"], s["steps"], s["guidance_condition"], s["guidance_person"]) == ("dpmpp_2m", 2, 1.0, 1.0)
+    from ecgtwin.pipeline import DEFAULT_SAMPLING as D  # only the steps are given: the rest is the default
+
+    assert (s["sampler"], s["steps"], s["guidance_condition"], s["guidance_person"], s["spacing"]) == (
+        D.sampler, 2, D.guidance_condition, D.guidance_person, D.spacing)
     assert s["n_pairs"] == N_PAIRS and s["folds"]["test"] == [8] and s["classifier"] == "random tiny"
     assert s["feature_space"] == "classifier penultimate" and s["n_extreme"] == 3
 

@@ -128,12 +128,11 @@ def main() -> None:
 def target_label_auroc(path: str, model: TwinModel, target_labels: np.ndarray):  # type: ignore[no-untyped-def]
     """``twins -> (macro-AUROC, low, high)`` of the reference classifier for the targets' labels it knows."""
     from ecgtwin.eval.classifier_fit import predict_logits
-    from ecgtwin.eval.harness_data import classifier_columns, classifier_label_names
+    from ecgtwin.eval.harness_data import classifier_columns
     from ecgtwin.eval.metrics import bootstrap_ci, macro_auroc
     from ecgtwin.training.classifier_module import load_classifier
 
-    classifier = load_classifier(path)
-    classifier.label_names = classifier_label_names(path)
+    classifier = load_classifier(path)  # with its label names
     columns = classifier_columns(model.vocabulary, classifier)  # the classifier's labels in the model's vocabulary
     return lambda twins: bootstrap_ci(macro_auroc, target_labels[:, columns], predict_logits(classifier, twins),
                                       n_boot=500)

@@ -236,13 +236,9 @@ def main() -> None:
         report["completion"] = completion_part(model, pairs, train, completion_options, args, out, store)
         plot_completion_r(report["completion"], out / "completion_r.png")
     if "editing" in args.parts:
-        classifier = None
-        if args.classifier:
-            from ecgtwin.eval.harness_data import classifier_label_names
-            from ecgtwin.training.classifier_module import load_classifier
+        from ecgtwin.training.classifier_module import load_classifier
 
-            classifier = load_classifier(args.classifier)
-            classifier.label_names = classifier_label_names(args.classifier)
+        classifier = load_classifier(args.classifier) if args.classifier else None  # with its label names
         report["editing"] = editing_part(model, pairs, classifier, options, args, out, store)
     (out / "editing_completion.json").write_text(json.dumps(report, indent=1, default=float))
     write_markdown(report, out / "report.md")

@@ -14,6 +14,7 @@ from ecgtwin.eval.classifier import ECGClassifier
 from ecgtwin.eval.harness import evaluate
 from ecgtwin.eval.harness_data import classifier_columns, classifier_label_names, datamodule_for
 from ecgtwin.paths import ASSETS_DIR, SAMPLE_SPLIT
+from ecgtwin.training.classifier_module import load_classifier
 
 from bundles import tiny_bundle
 
@@ -27,7 +28,7 @@ def test_columns_are_selected_by_name(sample_root: Path) -> None:
     net.label_names = ["NORM", "MI", "CD", "HYP", "STTC"]  # any order: the classifier's order is kept
     cols = classifier_columns(rhythm, net)
     assert [rhythm.names[i] for i in cols] == net.label_names
-    del net.label_names  # no names: one output per diagnosis label means the diagnosis labels
+    net.label_names = None  # no names: one output per diagnosis label means the diagnosis labels
     assert [rhythm.names[i] for i in classifier_columns(rhythm, net)] == list(rhythm.diagnosis_names) == SUPERCLASSES
     net.label_names = ["CD", "HYP", "MI", "NORM", "AFIB_X"]
     with pytest.raises(ValueError, match="AFIB_X"):
@@ -39,7 +40,10 @@ def test_columns_are_selected_by_name(sample_root: Path) -> None:
 
 
 def test_the_shipped_classifier_names_its_labels() -> None:
-    assert classifier_label_names(ASSETS_DIR / "classifier_ptbxl100.ckpt") == SUPERCLASSES
+    path = ASSETS_DIR / "classifier_ptbxl100.ckpt"
+    assert classifier_label_names(path) == SUPERCLASSES
+    assert load_classifier(path).label_names == SUPERCLASSES  # every loader gets the names with the weights
+    assert ECGClassifier(5, widths=(8,), head_dim=8).label_names is None
 
 
 def test_harness_scores_a_rhythm_vocabulary_with_a_superclass_classifier(sample_root: Path, tmp_path: Path) -> None:

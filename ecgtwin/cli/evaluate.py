@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from ecgtwin.api import TwinModel
     from ecgtwin.eval.harness import evaluate
-    from ecgtwin.eval.harness_data import classifier_label_names, datamodule_for
+    from ecgtwin.eval.harness_data import datamodule_for
     from ecgtwin.training.classifier_module import load_classifier
 
     try:
@@ -186,9 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         population = TwinModel.load(args.population_checkpoint, device=args.device) if args.population_checkpoint else None
         if args.population_null_base:
             population = model.without_person()
+        # with its label names: the generator's columns are selected by name
         classifier = load_classifier(args.classifier, map_location=args.device) if args.classifier else None
-        if classifier is not None:  # its label names: the generator's columns are selected by name
-            classifier.label_names = classifier_label_names(args.classifier)
     except (FileNotFoundError, ValueError) as err:
         print(f"ecgtwin evaluate: {err}", file=sys.stderr)
         return 2

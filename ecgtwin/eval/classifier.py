@@ -75,6 +75,8 @@ class ECGClassifier(nn.Module):
         kernel: convolution kernel size (odd).
         head_dim: size of the penultimate feature layer (:meth:`features`).
         dropout: dropout before each head ``Linear``.
+
+    ``label_names``: the names of the V outputs when known (set by ``load_classifier`` from the checkpoint).
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class ECGClassifier(nn.Module):
             raise ValueError(f"kernel must be a positive odd size, got {kernel}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.label_names: list[str] | None = None
         self.num_labels, self.in_leads, self.feature_dim = num_labels, in_leads, head_dim
         self.config = {"num_labels": num_labels, "in_leads": in_leads, "widths": list(widths), "blocks": list(blocks),
                        "kernel": kernel, "head_dim": head_dim, "dropout": dropout}

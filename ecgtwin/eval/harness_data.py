@@ -139,17 +139,15 @@ def check_compatible(model: TwinModel, datamodule: object, pairs: PairArrays) ->
 
 def classifier_label_names(path: str | Path) -> list[str] | None:
     """The label names a ClassifierModule checkpoint was trained on (its data module's vocabulary), or ``None``."""
-    from ecgtwin.weights import load_weights_only
+    from ecgtwin.training.classifier_module import load_classifier
 
-    ckpt = load_weights_only(path, "classifier checkpoint", "cpu")
-    names = (ckpt.get("ECGDataModule") or {}).get("vocabulary", {}).get("names")
-    return [str(n) for n in names] if names else None
+    return load_classifier(path).label_names
 
 
 def classifier_columns(vocabulary: LabelVocabulary, classifier: object) -> np.ndarray:
     """Columns of the generator's multi-hot labels (V,) that the classifier scores, in the classifier's order (C,).
 
-    Matched BY NAME with ``classifier.label_names`` (set from :func:`classifier_label_names`): a generator's
+    Matched BY NAME with ``classifier.label_names`` (set by :func:`ecgtwin.training.classifier_module.load_classifier`): a generator's
     vocabulary may be a superset (e.g. 5 superclasses + 12 rhythm labels for a 5-superclass classifier). A
     classifier without names must have one output per generator label, or one per diagnosis label (non-rhythm).
     Raises ValueError when a classifier label is missing from the generator's vocabulary.

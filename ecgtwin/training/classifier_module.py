@@ -216,7 +216,9 @@ class ClassifierModule(L.LightningModule):
 def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> ECGClassifier:
     """The :class:`ECGClassifier` of a :class:`ClassifierModule` checkpoint, in eval mode without gradients.
 
-    Loaded with ``torch.load(weights_only=True)``.
+    Loaded with ``torch.load(weights_only=True)``. ``net.label_names`` holds the label names it was trained on (its
+    data module's vocabulary; ``None`` for a checkpoint without them): the harness selects the generator's label
+    columns by these names (:func:`ecgtwin.eval.harness_data.classifier_columns`).
     """
     ckpt = load_weights_only(path, "classifier checkpoint", map_location)
     hparams = ckpt.get("hyper_parameters", {})
@@ -224,4 +226,6 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"{str(path)!r} is not a ClassifierModule checkpoint (needs state_dict and hyper_parameters {NET_KEYS})")
     net = ECGClassifier(**{key: hparams[key] for key in NET_KEYS})
     restore(net, ckpt["state_dict"], "net.", path, "classifier")
+    names = (ckpt.get("ECGDataModule") or {}).get("vocabulary", {}).get("names")
+    net.label_names = [str(n) for n in names] if names else None
     return net

@@ -29,7 +29,7 @@ from ecgtwin.eval.fidelity import matched_rows
 from ecgtwin.eval.harness_data import datamodule_for, select_pairs, twin_specs
 from ecgtwin.eval.metrics import frechet_distance, simple_ecg_features, standardize_features, wilson_interval
 from ecgtwin.eval.realism import REGULAR_CV, has_short_rr, realism_section, rr_cv
-from ecgtwin.pipeline import DEFAULT_SAMPLING, SamplingOptions, parse_sampling
+from ecgtwin.pipeline import DEFAULT_SAMPLING, SamplingOptions, format_sampling, parse_sampling
 
 DEFAULT_SETTINGS = ("default", "dpmpp_2m:25:1:1", "ddpm:100:3:2", "dpmpp_2m_sde:50:3:2", "dpmpp_2m_sde:50:3:2:0.1-0.9")
 COLUMNS = (("limb_residual_mV", "limb resid. mV", "{:.1e}"), ("amplitude_ratio", "amp. ratio", "{:.2f}"),
@@ -46,13 +46,6 @@ def parse_setting(text: str) -> SamplingOptions:
         return parse_sampling(text)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-
-
-def describe(options: SamplingOptions) -> str:
-    interval = "" if options.guidance_interval is None else " [{:g}, {:g}]".format(*options.guidance_interval)
-    grid = "" if options.spacing == "quadratic" else f" {options.spacing}"
-    return (f"{options.sampler}-{options.num_steps}{grid} {options.guidance_condition:g}/{options.guidance_person:g}"
-            f"{interval}")
 
 
 def evaluations_per_twin(options: SamplingOptions, model: TwinModel) -> int:
@@ -107,9 +100,9 @@ def main() -> None:
             realism["target_auroc"] = label_auroc(twins)
         hr = heart_rates(twins, fs)
         fd = frechet_distance(*standardize_features(real_feats[half_b], simple_ecg_features(twins, fs)[half_a]))
-        rows.append((describe(options), evaluations_per_twin(options, model), seconds, realism,
+        rows.append((format_sampling(options), evaluations_per_twin(options, model), seconds, realism,
                      float(np.nanmean(np.abs(hr - target_hr))), fd))
-        print(f"  done {describe(options)}: {seconds:.2f} s/twin", flush=True)
+        print(f"  done {format_sampling(options)}: {seconds:.2f} s/twin", flush=True)
 
     head = ["setting", "evals/twin", "s/twin"] + [c[1] for c in COLUMNS] + ["HR MAE", "FD hand."]
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))

@@ -28,7 +28,6 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,6 +40,7 @@ from ecgtwin.eval.editing_report import (PRECORDIAL, completion_markdown, editin
 from ecgtwin.eval.harness_data import datamodule_for, select_pairs, split_arrays, twin_specs
 from ecgtwin.eval.harness_store import SectionStore, run_key
 from ecgtwin.eval.metrics import bootstrap_ci
+from ecgtwin.eval.report import from_jsonable
 from ecgtwin.io.wfdb_io import file_sha256
 from ecgtwin.pipeline import COMPLETION_SAMPLING, resolve_sampling
 
@@ -49,15 +49,6 @@ STAGE_VERSION = 2
 stages of the older code are not reused."""
 GIVEN = {"I": ("I",), "I+II": ("I", "II"), "limb leads": ("I", "II", "III", "aVR", "aVL", "aVF")}
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-
-
-def numbers(value: Any) -> Any:
-    """A stored stage read back: the JSON nulls that stood for NaN become NaN again (tables print "nan")."""
-    if isinstance(value, dict):
-        return {k: numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [numbers(v) for v in value]
-    return float("nan") if value is None else value
 
 
 def slug(given: str) -> str:
@@ -120,7 +111,7 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
             depends = {"personal": {"sampling": repr(options)}, "population": {"sampling": repr(options)},
                        "regression": {"train_records": args.train_records}}.get(arm)  # beyond the run key
             payload, was_stored = store.stage(f"completion_{slug(name)}_{arm}", compute, depends)
-            scored[arm] = numbers(payload)
+            scored[arm] = from_jsonable(payload)
             if was_stored:
                 reused.append(arm)
         r_prec = {arm: np.asarray(v["precordial_r"], dtype=np.float64) for arm, v in scored.items()}
@@ -173,7 +164,7 @@ def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path, 
 
         stored, reused = store.stage(f"edit_{strength:g}", compute, {"sampling": repr(options),
                                                                       "classifier": classifier_hash})
-        stored = numbers(stored)
+        stored = from_jsonable(stored)
         rows[strength] = stored["row"]
         examples[strength] = np.asarray(stored["example"], dtype=np.float32)
         print(f"  edit strength {strength:g}{' (stored)' if reused else ''}: "

@@ -32,3 +32,11 @@ def test_rhythm_counts_and_cells() -> None:
     assert bench.cell({}, "target_auroc", None) == ""  # no classifier
     assert bench.cell({"spurious": (0, 0)}, "spurious", None) == "-"  # no usable pair
     assert bench.cell({"amplitude_ratio": 0.912}, "amplitude_ratio", "{:.2f}") == "0.91"
+
+
+def test_rows_are_labelled_in_the_form_the_settings_are_given() -> None:
+    from ecgtwin.pipeline import DEFAULT_SAMPLING, format_sampling
+
+    for text in ("dpmpp_2m:25:1:1", "ddpm:100:3:2:0.1-0.9", "dpmpp_2m_sde:50:3:1:trailing"):
+        assert format_sampling(bench.parse_setting(text)) == text  # a row's label can be pasted back into --settings
+    assert bench.parse_setting(format_sampling(DEFAULT_SAMPLING)) == bench.parse_setting("default")

@@ -6,6 +6,7 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bundles import tiny_bundle
@@ -68,7 +69,8 @@ def test_eval_editing_stores_each_stage_and_reuses_it(sample_root: Path, tmp_pat
 
 
 def test_stored_nulls_read_back_as_nan() -> None:
-    numbers = runpy.run_path(str(SCRIPT))["numbers"]
-    back = numbers({"row": {"hr_mae_bpm": None, "id_top1": 0.5}, "r": [0.1, None]})
+    from ecgtwin.eval.report import from_jsonable, to_jsonable
+
+    back = from_jsonable(to_jsonable({"row": {"hr_mae_bpm": float("nan"), "id_top1": 0.5}, "r": [0.1, np.nan]}))
     assert back["row"]["id_top1"] == 0.5 and f"{back['row']['hr_mae_bpm']:.3f}" == "nan"
     assert back["r"][0] == 0.1 and back["r"][1] != back["r"][1]  # NaN

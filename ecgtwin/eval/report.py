@@ -64,6 +64,15 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+def from_jsonable(value: Any) -> Any:
+    """The inverse of :func:`to_jsonable` for numbers: the JSON nulls that stood for NaN become NaN again."""
+    if isinstance(value, Mapping):
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    return float("nan") if value is None else value
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"

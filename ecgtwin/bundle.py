@@ -68,7 +68,12 @@ def bundle_from_checkpoint(path: str | Path, provenance: dict[str, Any] | None =
                        data_state["vocabulary"], data_state["normalizer"],
                        {"fs": int(data_hparams.get("fs", 100)), "seconds": float(data_hparams.get("seconds", 10.0)),
                         "highpass_hz": data_hparams.get("highpass_hz", 0.5)},
-                       {"checkpoint": path.name, **(provenance or {})})
+                       {"checkpoint": path.name, **_training_progress(ckpt), **(provenance or {})})
+
+
+def _training_progress(ckpt: dict[str, Any]) -> dict[str, int]:
+    """The optimisation step (and epoch) a Lightning checkpoint was saved at, for the bundle's provenance."""
+    return {key: int(ckpt[key]) for key in ("global_step", "epoch") if isinstance(ckpt.get(key), int)}
 
 
 def make_bundle(net_config: dict[str, Any], net_state: dict[str, torch.Tensor], ibe_config: dict[str, Any] | None,

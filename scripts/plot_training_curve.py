@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgtwin.viz.figures import save_figure
+
 
 def _version(path: Path) -> int:
     match = re.fullmatch(r"version_(\d+)", path.name)
@@ -66,10 +68,7 @@ def plot_runs(runs: dict[str, dict[str, np.ndarray]], path: Path, window: int = 
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Min-SNR-weighted v loss")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

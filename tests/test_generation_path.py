@@ -82,11 +82,13 @@ def test_lightning_checkpoint_loads_through_the_plain_pipeline(sample_root: Path
             p.add_(0.3 * torch.randn_like(p))
     ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
             "ECGDataModule": {"vocabulary": vocab.to_dict(), "normalizer": DemographicsNormalizer().to_dict()},
-            "datamodule_hyper_parameters": {"fs": 100, "seconds": 10.0, "highpass_hz": 0.5}}
+            "datamodule_hyper_parameters": {"fs": 100, "seconds": 10.0, "highpass_hz": 0.5},
+            "global_step": 1234, "epoch": 5}
     module.on_save_checkpoint(ckpt)
     torch.save(ckpt, tmp_path / "generator.ckpt")
 
     model = TwinModel.load(tmp_path / "generator.ckpt")
+    assert model.provenance["global_step"] == 1234 and model.provenance["epoch"] == 5  # bundles say how far it trained
     assert model.personalised and model.vocabulary == vocab and model.signal_scale == module.hparams.signal_scale
     reference = read_reference(sample_root / RECORD).signal
     specs = [TwinSpec(reference, ["MI"], hr=80, seed=3)]

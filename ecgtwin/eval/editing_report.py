@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgtwin.constants import LEADS
+from ecgtwin.viz.figures import save_figure
 
 PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
 ARM_NAMES = {"personal": "personal (earlier ECG)", "population": "population (no reference)",
@@ -77,9 +78,7 @@ def plot_completion_r(results: Mapping[str, Mapping], path: Path) -> None:
         ax.axhline(0, color="k", lw=0.5)
     axes[0, 0].set_ylabel("median Pearson r")
     axes[0, -1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_completion_example(real: np.ndarray, arms: Mapping[str, np.ndarray], given: Sequence[str], fs: int,
@@ -102,9 +101,7 @@ def plot_completion_example(real: np.ndarray, arms: Mapping[str, np.ndarray], gi
             if col == 0:
                 ax.set_ylabel(f"{lead} (mV)" + (" given" if lead in given else ""), fontsize=8)
     fig.suptitle(f"completion from {', '.join(given)}: real (black), reconstruction (red)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_editing_curve(rows: Mapping[str, Mapping[str, float]], path: Path) -> None:
@@ -121,9 +118,7 @@ def plot_editing_curve(rows: Mapping[str, Mapping[str, float]], path: Path) -> N
                             [r["target_auroc_high"] for r in rows.values()], alpha=0.2)
         ax.set_xlabel("strength")
         ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_edits(recording: np.ndarray, edited: Mapping[float, np.ndarray], title: str, fs: int, path: Path,
@@ -145,6 +140,4 @@ def plot_edits(recording: np.ndarray, edited: Mapping[float, np.ndarray], title:
             if col == 0:
                 ax.set_ylabel(f"{lead} (mV)")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

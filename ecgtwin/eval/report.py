@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ecgtwin.viz.figures import save_figure
+
 METHOD_ORDER: tuple[str, ...] = ("twin", "copy", "population", "real", "other_patients", "chance")
 SECTION_ORDER: dict[str, tuple[str, ...]] = {
     "personalized": ("none", "first_ecg", "twin", "population"),
@@ -140,9 +142,7 @@ def _plot_hr(target_hr: np.ndarray, measured: Mapping[str, np.ndarray], path: Pa
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="identity")
     ax.set(xlabel="target HR (bpm)", ylabel="measured HR (bpm)", title="HR control")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -164,9 +164,7 @@ def _plot_intervals(tables: Mapping[str, Any], path: Path) -> Path:
                 ax.hist(v, bins=edges, alpha=0.5, label=f"{METHOD_TITLES[name]} (n={len(v)})")
         ax.set(xlabel=f"{key.replace('_ms', '').upper()} (ms)", ylabel="records")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -207,9 +205,7 @@ def _plot_downstream(report: Mapping[str, Any], path: Path) -> Path | None:
     for ax, (rows, xlabel, ref, title) in zip(axes[0], panels):
         _interval_panel(ax, rows, xlabel, ref)
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

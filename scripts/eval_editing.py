@@ -5,7 +5,8 @@ leads) are given and the other leads reconstructed by
   (a) personal completion: the reference (the patient's earlier ECG) gives the person,
   (b) population completion: no reference (learned null base vector),
   (c) linear regression from the given leads, fitted on the train folds,
-  (d) copy: the earlier ECG's own leads.
+  (d) copy: the earlier ECG's own leads,
+  (e) personal regression: the linear map of (c) fitted on the patient's earlier ECG alone.
 Per missing lead: median Pearson r over records and RMSE (mV) against the real target; the mean precordial r
 difference personal - each other arm with a 95% paired bootstrap CI over patients.
 
@@ -34,7 +35,7 @@ import numpy as np
 from ecgtwin.api import TwinModel
 from ecgtwin.constants import LEADS
 from ecgtwin.editing import complete_leads, edit_ecgs
-from ecgtwin.eval.completion import LeadRegression, lead_scores, pearson_per_record
+from ecgtwin.eval.completion import LeadRegression, lead_scores, pearson_per_record, personal_regression
 from ecgtwin.eval.editing_report import (PRECORDIAL, completion_markdown, editing_markdown, plot_completion_example,
                                          plot_completion_r, plot_editing_curve, plot_edits)
 from ecgtwin.eval.harness_data import datamodule_for, select_pairs, split_arrays, twin_specs
@@ -97,6 +98,7 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
             "population": lambda: complete_leads(model, partial, given, reference=None, seeds=seeds, options=options,
                                                  batch_size=args.batch_size, preprocessed=True),
             "regression": lambda: LeadRegression(given).fit(train).predict(partial),
+            "personal_regression": lambda: personal_regression(given, pairs.reference, partial),
             "copy": lambda: pairs.reference,
         }
         scored, reused = {}, []

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ecgtwin.constants import LEADS
-from ecgtwin.eval.completion import LeadRegression, lead_scores, pearson_per_record
+from ecgtwin.eval.completion import LeadRegression, lead_scores, pearson_per_record, personal_regression
 from ecgtwin.leads import derive_leads
 
 
@@ -23,6 +23,21 @@ def test_regression_recovers_a_known_linear_lead_mixture_exactly() -> None:
     np.testing.assert_allclose(predicted, records[30:], atol=1e-4)  # float32 output
     scores = lead_scores(predicted, records[30:].astype(np.float32))
     assert all(s["r"] > 0.99999 and s["rmse_mV"] < 1e-4 for s in scores.values())
+
+
+def test_personal_regression_recovers_each_persons_own_mixture() -> None:
+    rng = np.random.default_rng(2)
+    given = ("I", "II")
+    rows = [LEADS.index(g) for g in given]
+    mixing = rng.standard_normal((6, 12, 2))  # a different heart-axis geometry for each of 6 persons
+    earlier = np.einsum("plk,pkt->plt", mixing, rng.standard_normal((6, 2, 100)))  # (6, 12, 100)
+    later = np.einsum("plk,pkt->plt", mixing, rng.standard_normal((6, 2, 100)))  # same persons, other beats
+    personal = personal_regression(given, earlier, later[:, rows])
+    np.testing.assert_allclose(personal, later, atol=1e-4)  # each person's own map, learned from one record
+    population = LeadRegression(given).fit(earlier).predict(later[:, rows])
+    assert np.abs(population - later).max() > 0.1  # one map for all cannot
+    with pytest.raises(ValueError, match="one earlier"):
+        personal_regression(given, earlier[:5], later[:, rows])
 
 
 def test_limb_leads_from_i_and_ii_follow_the_lead_laws() -> None:

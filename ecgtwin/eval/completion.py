@@ -5,6 +5,9 @@
   train folds: ``x_missing(t) = W x_given(t) + b``. With the limb leads given it
   recovers the derived limb leads exactly; the precordial leads it can only
   approximate by the population's average heart-axis geometry.
+* :func:`personal_regression`: the same map fitted on each person's own earlier
+  12-lead ECG (patient-specific reconstruction, Nelwan et al. 2004, J Electrocardiol
+  37(1): 11-18): the person's heart-axis geometry, not the population's.
 * :func:`lead_scores`: per-lead Pearson r (over time, per record, then the
   median over records) and RMSE (mV) of reconstructed leads against the real
   ones.
@@ -53,6 +56,16 @@ class LeadRegression:
         design = np.concatenate([g.transpose(0, 2, 1), np.ones((*g.shape[::2], 1))], axis=2)  # (N, L, k+1)
         out[:, self.missing_rows] = (design @ self.coef).transpose(0, 2, 1)  # (N, m, L)
         return out.astype(np.float32)
+
+
+def personal_regression(given: Sequence[str], earlier: np.ndarray, partial: np.ndarray) -> np.ndarray:
+    """Full 12-lead records (N, 12, L): record i's missing leads from its recorded leads ``partial[i]`` (k, L)
+    through a :class:`LeadRegression` fitted on the same person's earlier 12-lead ECG ``earlier[i]`` (12, L)."""
+    earlier, partial = np.asarray(earlier), np.asarray(partial)
+    if earlier.ndim != 3 or partial.ndim != 3 or len(earlier) != len(partial):
+        raise ValueError(f"need one earlier (12, L) record per partial (k, L) one, got {earlier.shape}, {partial.shape}")
+    return np.concatenate([LeadRegression(given).fit(earlier[i:i + 1]).predict(partial[i:i + 1])
+                           for i in range(len(partial))])  # (N, 12, L)
 
 
 def pearson_per_record(a: np.ndarray, b: np.ndarray) -> np.ndarray:

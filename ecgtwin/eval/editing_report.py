@@ -14,7 +14,8 @@ from ecgtwin.viz.figures import save_figure
 
 PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
 ARM_NAMES = {"personal": "personal (earlier ECG)", "population": "population (no reference)",
-             "regression": "linear regression (train folds)", "copy": "copy of the earlier ECG"}
+             "regression": "linear regression (train folds)",
+             "personal_regression": "linear regression fitted on the earlier ECG", "copy": "copy of the earlier ECG"}
 EDIT_COLUMNS = (("rmse_to_recording_mV", "RMSE to the recording (mV)", "{:.3f}"),
                 ("target_auroc", "target-label AUROC", "{:.3f}"),
                 ("hr_mae_bpm", "HR MAE (bpm)", "{:.1f}"),

@@ -26,9 +26,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ecgtwin.constants import LEADS, N_LEADS, canonical_lead
+from ecgtwin.lead_regression import personal_regression
 from ecgtwin.leads import derive_leads, independent_leads
-from ecgtwin.pipeline import (COMPLETION_SAMPLING, KnownLeads, SamplingOptions, edit_start_step,
-                              generated_leads, resolve_sampling, sample_twins)
+from ecgtwin.pipeline import (COMPLETION_REGRESSION_START, COMPLETION_SAMPLING, KnownLeads, SamplingOptions,
+                              edit_start_step, generated_leads, resolve_sampling, sample_twins)
 
 if TYPE_CHECKING:
     from ecgtwin.api import TwinModel, TwinSpec
@@ -108,7 +109,7 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
                    labels: Sequence[str] | str | None = None, hr: float | None = None, age: float | None = None,
                    sex: str | None = None, rhythm: str | None = "none", seeds: Sequence[int] | None = None,
                    options: SamplingOptions | None = None, batch_size: int = 16, progress: bool = True,
-                   preprocessed: bool = False) -> np.ndarray:
+                   preprocessed: bool = False, regression_start: float | None = None) -> np.ndarray:
     """Full 12-lead ECGs (N, 12, L) mV from recorded leads ``partial`` (N, k, L) or (k, L) named ``leads``.
 
     ``reference``: an earlier 12-lead ECG of the same person, (12, L) for all or (N, 12, L) one each; None =
@@ -120,6 +121,12 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
     are, completed, and the baseline the filter removed is added back to the output through the limb-lead laws
     (:meth:`~ecgtwin.pipeline.KnownLeads.lift`), so the recorded leads come out as recorded. ``preprocessed``:
     ``partial`` and ``reference`` already went through the model's preprocessing (e.g. the training cache).
+
+    ``regression_start`` S in (0, 1] (with a ``reference`` only): instead of pure noise, the sampler starts (as
+    an SDEdit of strength S) from the patient-specific linear reconstruction, the lead map fitted on the
+    reference (:func:`ecgtwin.lead_regression.personal_regression`), so the person's heart-axis geometry sets
+    the missing leads and the diffusion model their detail; 1 starts from pure noise; None = the default
+    :data:`~ecgtwin.pipeline.COMPLETION_REGRESSION_START` when a reference is given.
     """
     from ecgtwin.api import TwinSpec
 
@@ -144,6 +151,11 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
                              "be the reference")
         if not model.personalised:
             raise ValueError("this is a population model: it takes no reference; leave the reference out")
+    if regression_start is not None and reference is None:
+        raise ValueError("regression_start needs a reference: the lead map is fitted on the earlier 12-lead ECG")
+    start_strength = 1.0 if reference is None else (
+        COMPLETION_REGRESSION_START if regression_start is None else float(regression_start))
+    edit_start_step(start_strength, model.schedule)  # validates the strength before any work
     options = resolve_sampling(defaults=COMPLETION_SAMPLING if options is None else options)
     specs = [TwinSpec(reference=reference[i] if reference is not None else np.zeros((N_LEADS, model.length), np.float32),
                       labels=labels if labels is not None else [], hr=hr, age=age, sex=sex, rhythm=rhythm, seed=seeds[i],
@@ -157,15 +169,18 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
     bar = tqdm(total=n, desc=f"completion from {'+'.join(names)}", unit="ecg", disable=not progress)
     for part in _chunks(n, batch_size):
         chunk = specs[part]
-        base = None
+        base, start = None, None
         if reference is not None:
             ref_batch, unknown = model._reference_batch(chunk)
             base = model._base_vectors(ref_batch, unknown)  # (b, base_dim)
+            if start_strength < 1.0:  # (b, 12, L) the person's linear reconstruction, filtered space
+                start = torch.from_numpy(personal_regression(names, ref_batch["signal"].cpu().numpy(), filtered[part]))
         condition = model._to_batch([model.encode_condition(model.target_labels(s.labels, s.rhythm), s.hr, s.age, s.sex)
                                      for s in chunk])
         known = KnownLeads(names, torch.from_numpy(filtered[part]))
         full = sample_twins(model.net, model.schedule, model.signal_scale, condition, seeds[part], base, options,
-                            model.length, known=known)  # (b, 12, L)
+                            model.length, known=known, edit=start,
+                            strength=start_strength)  # (b, 12, L)
         out[part] = (full.cpu() + known.lift(baseline[part])).numpy()
         bar.update(len(chunk))
     bar.close()

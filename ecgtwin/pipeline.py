@@ -101,6 +101,10 @@ twins' :data:`DEFAULT_SAMPLING`: DPM-Solver++(2M) 25 with reconstruction guidanc
 (docs/EDITING.md; projection alone leaves the free leads out of step with the recorded ones). No condition
 guidance: a completion has no target condition unless one is asked for, and the recorded leads fix the rhythm."""
 
+COMPLETION_REGRESSION_START = 1.0
+"""SDEdit strength at which a personal completion (one with an earlier 12-lead ECG) starts from the lead map
+fitted on that ECG (:func:`ecgtwin.lead_regression.personal_regression`); 1 = from pure noise."""
+
 
 def format_sampling(options: SamplingOptions) -> str:
     """The compact form of ``options`` that :func:`parse_sampling` reads back (docs state the defaults in it)."""

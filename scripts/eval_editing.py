@@ -43,7 +43,7 @@ from ecgtwin.eval.harness_store import SectionStore, run_key
 from ecgtwin.eval.metrics import bootstrap_ci
 from ecgtwin.eval.report import from_jsonable
 from ecgtwin.io.wfdb_io import file_sha256
-from ecgtwin.pipeline import COMPLETION_SAMPLING, resolve_sampling
+from ecgtwin.pipeline import COMPLETION_REGRESSION_START, COMPLETION_SAMPLING, resolve_sampling
 
 STAGE_VERSION = 2
 """Part of every stored stage's key: bump it when the completion or editing method or their measures change, so
@@ -94,7 +94,8 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
         arms = {  # each arm's reconstruction (P, 12, L), computed when its stage is not stored yet
             "personal": lambda: complete_leads(model, partial, given, reference=pairs.reference, seeds=seeds,
                                                options=options, batch_size=args.batch_size,
-                                               preprocessed=True),  # cache records: filtered already
+                                               preprocessed=True,  # cache records: filtered already
+                                               regression_start=args.regression_start),
             "population": lambda: complete_leads(model, partial, given, reference=None, seeds=seeds, options=options,
                                                  batch_size=args.batch_size, preprocessed=True),
             "regression": lambda: LeadRegression(given).fit(train).predict(partial),
@@ -110,7 +111,11 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
                         "kept_max_abs_mV": float(np.abs(x[:, rows] - partial).max()),
                         "example": np.round(x[0], 4)}  # (12, L) mV: the figure's record
 
-            depends = {"personal": {"sampling": repr(options)}, "population": {"sampling": repr(options)},
+            personal = {"sampling": repr(options)}
+            start = COMPLETION_REGRESSION_START if args.regression_start is None else args.regression_start
+            if start < 1.0:  # (absent from pure noise: stages stored before the option stay valid)
+                personal["regression_start"] = start
+            depends = {"personal": personal, "population": {"sampling": repr(options)},
                        "regression": {"train_records": args.train_records}}.get(arm)  # beyond the run key
             payload, was_stored = store.stage(f"completion_{slug(name)}_{arm}", compute, depends)
             scored[arm] = from_jsonable(payload)
@@ -198,6 +203,8 @@ def main() -> None:
     p.add_argument("--given", nargs="+", default=list(GIVEN), choices=list(GIVEN), help="recorded-lead sets to complete from")
     p.add_argument("--reconstruction", type=float, default=None,
                    help="reconstruction-guidance weight of completion (default: that of COMPLETION_SAMPLING; 0 = none)")
+    p.add_argument("--regression-start", type=float, default=None,
+                   help="personal completion starts from the earlier ECG's linear lead map at this SDEdit strength")
     p.add_argument("--out", required=True)
     p.add_argument("--fresh", action="store_true",
                    help="recompute every stage (default: reuse the stages in OUT/sections/ of the same settings)")

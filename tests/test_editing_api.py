@@ -100,3 +100,33 @@ def test_editing_keeps_the_baseline_of_the_recording(model: TwinModel, record: n
     assert float(lead_law_residual(low)) < 1e-5
     twin = model.generate([spec], options=FAST, progress=False)[0]
     np.testing.assert_array_equal(model.edit([spec], 1.0, FAST, progress=False)[0], twin)  # no baseline at 1
+
+
+def test_completion_from_the_personal_lead_map(model: TwinModel, record: np.ndarray) -> None:
+    from ecgtwin.lead_regression import personal_regression
+
+    rows = [LEADS.index("I"), LEADS.index("II")]
+    earlier = record  # the person's earlier ECG; here the same record, so the map from I, II is the record's own
+    filtered = model._preprocess(record[None])  # (1, 12, L) the model's high-pass, as the reference is filtered
+    # below the first timestep the sampler returns its start: the linear reconstruction itself (+ the baseline)
+    tiny = complete_leads(model, record[rows], ["I", "II"], reference=earlier, options=FAST, progress=False,
+                          regression_start=1e-4)[0]
+    expected = personal_regression(("I", "II"), filtered, filtered[:, rows])[0]
+    v = [LEADS.index(x) for x in ("V1", "V2", "V3", "V4", "V5", "V6")]
+    np.testing.assert_allclose(tiny[v], expected[v], atol=1e-4)
+    np.testing.assert_allclose(tiny[rows], record[rows], atol=1e-4)
+    # a real strength: kept leads as recorded, lead laws exact, same seed same output, and nearer the map than noise
+    half = complete_leads(model, record[rows], ["I", "II"], reference=earlier, options=FAST, progress=False,
+                          regression_start=0.3)
+    assert float(np.abs(half[0, rows] - record[rows]).max()) <= 1e-3 and float(lead_law_residual(half).max()) < 1e-5
+    np.testing.assert_array_equal(half, complete_leads(model, record[rows], ["I", "II"], reference=earlier,
+                                                       options=FAST, progress=False, regression_start=0.3))
+    noise = complete_leads(model, record[rows], ["I", "II"], reference=earlier, options=FAST, progress=False,
+                           regression_start=1.0)  # 1: from pure noise
+    distance = {name: float(np.sqrt(np.mean((x[0, v] - expected[v]) ** 2))) for name, x in (("map", half), ("noise", noise))}
+    assert distance["map"] < distance["noise"]
+    with pytest.raises(ValueError, match="needs a reference"):
+        complete_leads(model, record[rows], ["I", "II"], options=FAST, progress=False, regression_start=0.5)
+    with pytest.raises(ValueError, match="strength"):
+        complete_leads(model, record[rows], ["I", "II"], reference=earlier, options=FAST, progress=False,
+                       regression_start=1.5)

@@ -12,6 +12,7 @@ from ecgtwin.cli.generate import main
 from ecgtwin.constants import LEADS
 from ecgtwin.io.wfdb_io import read_reference
 from ecgtwin.leads import lead_law_residual
+from ecgtwin.pipeline import COMPLETION_REGRESSION_START
 from tests.test_generator_v2 import v2_bundle, vocab  # noqa: F401  (fixtures)
 
 RECORD = Path("records100") / "01000" / "01495_lr"
@@ -38,8 +39,10 @@ def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path:
     assert main(argv) == 0
     rows = list(csv.DictReader((out / "manifest.csv").open()))
     assert len(rows) == 2
+    start = f", from the earlier ECG's lead map at strength {COMPLETION_REGRESSION_START:g}" if (
+        personal and COMPLETION_REGRESSION_START < 1) else ""
     assert rows[0]["mode"] == (f"complete from I+II ({'personal' if personal else 'population'}, "
-                               "reconstruction guidance 16)")
+                               f"reconstruction guidance 16{start})")
     kept = read_reference(partial, partial=True).signal  # (2, L) as recorded
     for row in rows:
         stored = wfdb.rdrecord(str(out / row["record_name"]))
@@ -49,6 +52,7 @@ def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path:
     header = dict(c.split(": ", 1) for c in wfdb.rdheader(str(out / rows[0]["record_name"])).comments)
     assert header["recorded_leads"] == "I;II" and "DI->I" in header["recorded_lead_names"]
     assert header["reconstruction_guidance"] == "16"  # the completion default (COMPLETION_SAMPLING)
+    assert header["regression_start"] == (f"{COMPLETION_REGRESSION_START:g}" if personal else "none")
     assert main(argv) == 0  # rerun: resumes, nothing new
     assert len(list(csv.DictReader((out / "manifest.csv").open()))) == 2
 
@@ -62,12 +66,14 @@ def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path:
     ("I,II", ["--reference", "PARTIAL"], "partial record cannot be the reference"),
     ("I,II", ["--plot"], "--plot cannot be combined with --complete"),
     ("I,II", ["--reconstruction", "-1"], "--reconstruction must be"),
+    ("I,II", ["--regression-start", "0.5"], "--regression-start applies to --complete with --reference"),
+    ("I,II", ["--reference", "FULL", "--regression-start", "0"], "--regression-start must be in (0, 1]"),
 ])
 def test_completion_errors_exit_2(sample_root: Path, v2_bundle: Path, tmp_path: Path,  # noqa: F811
                                   capsys: pytest.CaptureFixture, setup: str, extra: list[str], message: str) -> None:
     leads = list(LEADS) if setup == "ALL" else setup.split(",")
     partial = partial_record(tmp_path / "in", leads, sample_root)
-    extra = [str(partial) if x == "PARTIAL" else x for x in extra]
+    extra = [{"PARTIAL": str(partial), "FULL": str(sample_root / RECORD)}.get(x, x) for x in extra]
     code = main(["--complete", str(partial), "--checkpoint", str(v2_bundle), "--out", str(tmp_path / "o"), *FAST,
                  *extra])
     assert code == 2 and message in capsys.readouterr().err
@@ -88,6 +94,9 @@ def test_rerun_with_other_settings_is_refused(sample_root: Path, v2_bundle: Path
     assert main([*argv, "--steps", "4"]) == 2 and "steps=5" in capsys.readouterr().err
     assert main([*argv, "--reconstruction", "0"]) == 2 and "reconstruction guidance 16" in capsys.readouterr().err
     assert main([*argv, "--steps", "4", "--overwrite"]) == 0
+    personal = [*argv, "--steps", "4", "--reference", str(sample_root / RECORD), "--out", str(tmp_path / "p")]
+    assert main([*personal, "--regression-start", "0.4"]) == 0
+    assert main([*personal, "--regression-start", "0.6"]) == 2 and "lead map at strength 0.4" in capsys.readouterr().err
 
 
 def test_another_window_is_another_output(sample_root: Path, v2_bundle: Path, tmp_path: Path) -> None:  # noqa: F811

@@ -76,7 +76,8 @@ def completion_provenance(args: argparse.Namespace, partial: Any, leads: tuple[s
     kept = {f"recorded_{k}": v for k, v in partial.transformations().items() if k.startswith("reference_")}
     return {
         "mode": f"complete from {'+'.join(leads)} ({'personal' if reference is not None else 'population'}"
-                f"{f', reconstruction guidance {options.reconstruction:g}' if options.reconstruction else ''})",
+                f"{f', reconstruction guidance {options.reconstruction:g}' if options.reconstruction else ''}"
+                f"{_start_note(args) if reference is not None else ''})",
         "recorded_leads_filter": "high-passed like references for the model; the removed baseline added back",
         "reference": str(partial.path.resolve()),
         "recorded_leads": ";".join(leads),
@@ -90,9 +91,22 @@ def completion_provenance(args: argparse.Namespace, partial: Any, leads: tuple[s
         "sampler": options.sampler, "steps": str(options.num_steps),
         "spacing": options.spacing,
         "guidance_condition": f"{options.guidance_condition:g}", "guidance_person": f"{options.guidance_person:g}",
-        "reconstruction_guidance": f"{options.reconstruction:g}", "seed": str(seed), "checkpoint": str(model.checkpoint_hash),
+        "reconstruction_guidance": f"{options.reconstruction:g}",
+        "regression_start": "none" if reference is None else f"{regression_start(args):g}", "seed": str(seed), "checkpoint": str(model.checkpoint_hash),
         "checkpoint_file": Path(model.checkpoint_path).name, "ecgtwin_version": __version__,
     }
+
+
+def regression_start(args: argparse.Namespace) -> float:
+    """The SDEdit strength of a personal completion's start from the earlier ECG's lead map (1 = pure noise)."""
+    from ecgtwin.pipeline import COMPLETION_REGRESSION_START
+
+    return COMPLETION_REGRESSION_START if args.regression_start is None else float(args.regression_start)
+
+
+def _start_note(args: argparse.Namespace) -> str:
+    start = regression_start(args)
+    return "" if start >= 1.0 else f", from the earlier ECG's lead map at strength {start:g}"
 
 
 def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] | None) -> int:
@@ -141,6 +155,7 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
                                      None if reference is None else reference.signal, labels=args.condition or [],
                                      hr=args.hr, age=args.age, sex=args.sex, rhythm=args.rhythm or "none",
                                      seeds=[seeds[i] for i in todo], options=args.sampling,
+                                     regression_start=args.regression_start,
                                      batch_size=args.batch_size, progress=not args.no_progress)
         except ValueError as exc:
             raise UsageError(str(exc)) from None

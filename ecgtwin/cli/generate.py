@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--reconstruction", type=float, metavar="W",
                      help="with --complete: reconstruction-guidance weight (default "
                           "that of ecgtwin.pipeline.COMPLETION_SAMPLING; 0 = projection only)")
+    gen.add_argument("--regression-start", type=float, metavar="S",
+                     help="with --complete and --reference: start from the lead map fitted on the earlier ECG, "
+                          "noised to strength S in (0, 1] (default that of ecgtwin.pipeline.COMPLETION_REGRESSION_START; "
+                          "1 = from pure noise)")
     gen.add_argument("--checkpoint", metavar="CKPT", help="model bundle (default: the bundled model)")
     gen.add_argument("--batch-size", type=int, default=16, metavar="B", help="twins per model call (default 16)")
     gen.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -152,6 +156,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--leads applies to --complete")
     if args.reconstruction is not None and args.complete is None:
         raise UsageError("--reconstruction applies to --complete")
+    if args.regression_start is not None and (args.complete is None or args.reference is None):
+        raise UsageError("--regression-start applies to --complete with --reference (the lead map is fitted on it)")
+    if args.regression_start is not None and not (math.isfinite(args.regression_start)
+                                                  and 0 < args.regression_start <= 1):
+        raise UsageError(f"--regression-start must be in (0, 1], got {args.regression_start}")
     if args.reconstruction is not None and not (math.isfinite(args.reconstruction) and args.reconstruction >= 0):
         raise UsageError(f"--reconstruction must be a finite number >= 0, got {args.reconstruction}")
     if args.complete is not None:

@@ -223,7 +223,9 @@ def main() -> None:
         completion_options = replace(completion_options, reconstruction=args.reconstruction)
     report = {"checkpoint": str(model.checkpoint_path), "fold": args.fold, "n_pairs": len(pairs),
               "n_patients": int(len(np.unique(pairs.patient_id))), "sampling": repr(options),
-              "completion_sampling": repr(completion_options)}
+              "completion_sampling": repr(completion_options),
+              "completion_regression_start": COMPLETION_REGRESSION_START if args.regression_start is None
+              else args.regression_start}
     # each stage (one given-lead set, one strength) is stored as it finishes: a rerun of the same settings
     # (model, fold, pairs, sampling, baselines) reuses them, so a long fold-8 run can span sittings
     # each part's stages are keyed by its own settings too (stage options): a new editing sampler keeps the
@@ -249,7 +251,8 @@ def write_markdown(report: dict, path: Path) -> None:
     lines = [f"# Editing and lead completion, fold {report['fold']}", "",
              f"Model: `{report['checkpoint']}`.", "",
              f"Editing sampling: `{report['sampling']}`.", "",
-             f"Completion sampling: `{report['completion_sampling']}`.", ""]
+             f"Completion sampling: `{report['completion_sampling']}`; personal completion starts from the earlier "
+             f"ECG's lead map at strength {report['completion_regression_start']:g} (1 = from pure noise).", ""]
     if "completion" in report:
         lines += ["## Completion (missing precordial leads)", "",
                   completion_markdown(report["completion"], report["n_pairs"], report["n_patients"]),

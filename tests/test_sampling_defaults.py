@@ -101,9 +101,11 @@ def test_the_shipped_completion_default_is_the_documented_one() -> None:
     """docs/EDITING.md states the completion default; it must be COMPLETION_SAMPLING."""
     text = (Path(__file__).resolve().parent.parent / "docs" / "EDITING.md").read_text()
     options = pipeline.COMPLETION_SAMPLING
-    assert (options.sampler, options.num_steps) == ("dpmpp_2m", 25)
-    assert (options.guidance_condition, options.guidance_person, options.reconstruction) == (1.0, 1.0, 16.0)
-    assert "Default: DPM-Solver++(2M) 25 steps, no guidance (1/1), with reconstruction guidance `w = 16`" in text
+    assert (options.guidance_condition, options.guidance_person) == (1.0, 1.0)  # no target condition by default
+    assert (f"Default: `{options.sampler}` {options.num_steps} steps ({options.spacing} grid), no guidance (1/1), "
+            f"reconstruction guidance `w = {options.reconstruction:g}`") in " ".join(text.split())
+    assert (f"starts from the lead map fitted on it at strength `{pipeline.COMPLETION_REGRESSION_START:g}`"
+            in " ".join(text.split()))
 
 
 def test_spacing_reaches_the_sampler_grid(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,8 @@ leads) are given and the other leads reconstructed by
 Per missing lead: median Pearson r over records and RMSE (mV) against the real target; the mean precordial r
 difference personal - each other arm with a 95% paired bootstrap CI over patients.
 
-Editing: each pair's REFERENCE edited under the TARGET's condition at several strengths: RMSE to the recording,
+Editing: each pair's REFERENCE edited under the TARGET's condition at several strengths (0: the recording
+itself, the baseline every edit starts from): RMSE to the recording,
 target-label macro-AUROC (reference classifier), HR MAE against the target HR, identification top-1 among
 the fold's real targets (own source record excluded); a figure of one ECG edited at 3 strengths.
 
@@ -49,7 +50,8 @@ STAGE_VERSION = 2
 """Part of every stored stage's key: bump it when the completion or editing method or their measures change, so
 stages of the older code are not reused."""
 GIVEN = {"I": ("I",), "I+II": ("I", "II"), "limb leads": ("I", "II", "III", "aVR", "aVL", "aVF")}
-STRENGTHS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+STRENGTHS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+"""Editing strengths measured; 0 is the recording itself (no generation), the row every edit starts from."""
 
 
 def slug(given: str) -> str:
@@ -154,7 +156,8 @@ def editing_part(model: TwinModel, pairs, classifier, options, args, out: Path, 
     rows, examples = {}, {}
     for strength in STRENGTHS:
         def compute() -> dict:
-            edited = edit_ecgs(model, specs, strength, options, batch_size=args.batch_size)  # (P, 12, L)
+            edited = (pairs.reference if strength == 0.0  # (P, 12, L)
+                      else edit_ecgs(model, specs, strength, options, batch_size=args.batch_size))
             z = base_vectors_of(model, edited, pairs.target_labels, pairs.target_meta)
             ident = consistency_section({"edit": z}, z_ref, z_tgt, pairs.patient_id, pairs.reference_record,
                                         pairs.target_record)["edit"]

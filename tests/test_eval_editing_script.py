@@ -30,15 +30,15 @@ def test_eval_editing_stores_each_stage_and_reuses_it(sample_root: Path, tmp_pat
     first = run_script(args, monkeypatch, capsys)
     report = json.loads((out / "editing_completion.json").read_text())
     assert report["n_pairs"] == 3 and set(report["completion"]) == {"I", "I+II"}
-    assert [float(s) for s in report["editing"]] == [0.1, 0.2, 0.3, 0.5, 0.7, 1.0]
+    assert [float(s) for s in report["editing"]] == [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0]
     # the recorded leads are kept (16-bit-scale rounding at most) and the distance to the recording grows with S
     assert report["completion"]["I+II"]["kept_max_abs_mV"] < 1e-3
     rmse = [row["rmse_to_recording_mV"] for row in report["editing"].values()]
-    assert rmse[0] < rmse[-1]
+    assert rmse[0] == 0.0 and 0.0 < rmse[1] < rmse[-1]  # strength 0: the recording itself
     stored = sorted(p.name for p in (out / "sections").glob("*.json"))
     arms = ("personal", "population", "regression", "personal_regression", "copy")  # one stage per given-lead set and arm
     assert stored == sorted([f"completion_{given}_{arm}.json" for given in ("I", "I_II") for arm in arms]
-                            + [f"edit_{s:g}.json" for s in (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)])
+                            + [f"edit_{s:g}.json" for s in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)])
     assert "(stored" not in first
     text = (out / "report.md").read_text()
     assert "### Given: I+II" in text and "| 0.5 |" in text
@@ -47,7 +47,7 @@ def test_eval_editing_stores_each_stage_and_reuses_it(sample_root: Path, tmp_pat
 
     # the same command again: every stage comes from sections/, same numbers
     second = run_script(args, monkeypatch, capsys)
-    assert second.count("(stored: personal, population, regression, personal_regression, copy)") == 2 and second.count("(stored)") == 6
+    assert second.count("(stored: personal, population, regression, personal_regression, copy)") == 2 and second.count("(stored)") == 7
     assert json.loads((out / "editing_completion.json").read_text()) == report
 
     # a run stopped part-way: only the stages without a stored result are computed again
@@ -55,12 +55,12 @@ def test_eval_editing_stores_each_stage_and_reuses_it(sample_root: Path, tmp_pat
     (out / "sections" / "edit_0.5.json").unlink()
     partial = run_script(args, monkeypatch, capsys)
     assert "completion from I (stored: personal, regression, personal_regression, copy)" in partial
-    assert "edit strength 0.5:" in partial and partial.count("(stored)") == 5
+    assert "edit strength 0.5:" in partial and partial.count("(stored)") == 6
     assert json.loads((out / "editing_completion.json").read_text()) == report  # same seeds, same numbers
 
     # another completion setting keeps the edits (and the baselines' arms), recomputes the learned completions
     other = run_script([*args, "--reconstruction", "4"], monkeypatch, capsys)
-    assert other.count("(stored)") == 6 and other.count("(stored: regression, personal_regression, copy)") == 2
+    assert other.count("(stored)") == 7 and other.count("(stored: regression, personal_regression, copy)") == 2
 
     # more steps change both parts: nothing is reused
     # (but the regression and copy arms, which do not depend on it)

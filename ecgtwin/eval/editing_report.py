@@ -66,7 +66,7 @@ def plot_completion_r(results: Mapping[str, Mapping], path: Path) -> None:
     """Median r per missing precordial lead, one panel per given-lead set, one bar group per arm."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), sharey=True, squeeze=False)
     for ax, (given, res) in zip(axes[0], results.items()):
         arms = list(res["per_lead"])
         width = 0.8 / len(arms)
@@ -78,8 +78,9 @@ def plot_completion_r(results: Mapping[str, Mapping], path: Path) -> None:
         ax.set_title(f"given: {given}", fontsize=10)
         ax.axhline(0, color="k", lw=0.5)
     axes[0, 0].set_ylabel("median Pearson r")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
-    save_figure(fig, path)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=len(labels), frameon=False)  # below the bars
+    save_figure(fig, path, rect=(0, 0.08, 1, 1))
 
 
 def plot_completion_example(real: np.ndarray, arms: Mapping[str, np.ndarray], given: Sequence[str], fs: int,

@@ -31,12 +31,14 @@ def partial_record(folder: Path, leads: list[str], sample_root: Path, names: lis
 
 
 @pytest.mark.parametrize("personal", [True, False])
-def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path: Path, personal: bool) -> None:  # noqa: F811
+def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path: Path, personal: bool,  # noqa: F811
+                                   capsys: pytest.CaptureFixture) -> None:
     partial = partial_record(tmp_path / "in", ["I", "II"], sample_root, names=["DI", "DII"])
     out = tmp_path / "out"
     argv = ["--complete", str(partial), "--checkpoint", str(v2_bundle), "--num", "2", "--out", str(out), *FAST]
     argv += ["--reference", str(sample_root / RECORD)] if personal else []
     assert main(argv) == 0
+    assert "s per record (sampler dpmpp_2m_sde, 5 steps, checkpoint" in capsys.readouterr().out
     rows = list(csv.DictReader((out / "manifest.csv").open()))
     assert len(rows) == 2
     start = f", from the earlier ECG's lead map at strength {COMPLETION_REGRESSION_START:g}" if (
@@ -54,6 +56,7 @@ def test_completion_from_two_leads(sample_root: Path, v2_bundle: Path, tmp_path:
     assert header["reconstruction_guidance"] == "16"  # the completion default (COMPLETION_SAMPLING)
     assert header["regression_start"] == (f"{COMPLETION_REGRESSION_START:g}" if personal else "none")
     assert main(argv) == 0  # rerun: resumes, nothing new
+    assert "0 completed record(s) written, 2 already there" in capsys.readouterr().out
     assert len(list(csv.DictReader((out / "manifest.csv").open()))) == 2
 
 

@@ -10,6 +10,7 @@ is a 12-lead WFDB record with its provenance in the header and in
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,9 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
             if made != settings[key]:
                 raise UsageError(f"{out_dir} already holds {record_names[i]} made with {key}={made} (this run: "
                                  f"{settings[key]}); pass --overwrite to replace it, or choose another --out")
+    seconds = 0.0
     if todo:
+        start = time.perf_counter()
         try:
             signals = model.complete(np.repeat(partial.signal[rows][None], len(todo), axis=0), names,
                                      None if reference is None else reference.signal, labels=args.condition or [],
@@ -159,6 +162,7 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
                                      batch_size=args.batch_size, progress=not args.no_progress)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        seconds = (time.perf_counter() - start) / len(todo)
         for i, signal in zip(todo, signals):  # signal: (12, L) mV
             provenance = completion_provenance(args, partial, names, reference, seeds[i], model)
             hea = write_twin(out_dir, record_names[i], signal, model.fs, provenance)
@@ -172,5 +176,7 @@ def run_completion(args: argparse.Namespace, model: Any, leads: tuple[str, ...] 
     print(f"generate-ecg: {len(todo)} completed record(s) written, {args.num - len(todo)} already there (skipped)\n"
           f"  from {'+'.join(names)} of {partial.path}, person: "
           f"{reference.path if reference is not None else 'population (no reference)'}\n"
-          f"  records:  {out_dir}\n  manifest: {manifest.path}")
+          f"  records:  {out_dir}\n  manifest: {manifest.path}"
+          + (f"\n  {seconds:.2f} s per record (sampler {args.sampling.sampler}, {args.sampling.num_steps} steps, "
+             f"checkpoint {model.checkpoint_hash})" if todo else ""))
     return 0

@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 from ecgtwin.constants import LEADS, N_LEADS, canonical_lead
 from ecgtwin.lead_regression import personal_regression
 from ecgtwin.leads import derive_leads, independent_leads
-from ecgtwin.pipeline import (COMPLETION_REGRESSION_START, COMPLETION_SAMPLING, KnownLeads, SamplingOptions,
-                              edit_start_step, generated_leads, resolve_sampling, sample_twins)
+from ecgtwin.pipeline import (COMPLETION_SAMPLING, KnownLeads, SamplingOptions, edit_start_step, generated_leads,
+                              resolve_regression_start, resolve_sampling, sample_twins)
 
 if TYPE_CHECKING:
     from ecgtwin.api import TwinModel, TwinSpec
@@ -153,8 +153,7 @@ def complete_leads(model: TwinModel, partial: np.ndarray, leads: Sequence[str], 
             raise ValueError("this is a population model: it takes no reference; leave the reference out")
     if regression_start is not None and reference is None:
         raise ValueError("regression_start needs a reference: the lead map is fitted on the earlier 12-lead ECG")
-    start_strength = 1.0 if reference is None else (
-        COMPLETION_REGRESSION_START if regression_start is None else float(regression_start))
+    start_strength = 1.0 if reference is None else resolve_regression_start(regression_start)
     edit_start_step(start_strength, model.schedule)  # validates the strength before any work
     options = resolve_sampling(defaults=COMPLETION_SAMPLING if options is None else options)
     specs = [TwinSpec(reference=reference[i] if reference is not None else np.zeros((N_LEADS, model.length), np.float32),

@@ -110,6 +110,11 @@ fitted on that ECG (:func:`ecgtwin.lead_regression.personal_regression`); 1 = fr
 for the lead map itself, in 70% of the network calls."""
 
 
+def resolve_regression_start(value: float | None) -> float:
+    """The start strength of a personal completion: ``value``, or :data:`COMPLETION_REGRESSION_START` when None."""
+    return COMPLETION_REGRESSION_START if value is None else float(value)
+
+
 def format_sampling(options: SamplingOptions) -> str:
     """The compact form of ``options`` that :func:`parse_sampling` reads back (docs state the defaults in it)."""
     plain = SamplingOptions(options.sampler, options.steps, options.guidance_condition, options.guidance_person,

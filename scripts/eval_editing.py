@@ -44,7 +44,7 @@ from ecgtwin.eval.harness_store import SectionStore, run_key
 from ecgtwin.eval.metrics import bootstrap_ci
 from ecgtwin.eval.report import from_jsonable
 from ecgtwin.io.wfdb_io import file_sha256
-from ecgtwin.pipeline import COMPLETION_REGRESSION_START, COMPLETION_SAMPLING, resolve_sampling
+from ecgtwin.pipeline import COMPLETION_SAMPLING, resolve_regression_start, resolve_sampling
 
 STAGE_VERSION = 2
 """Part of every stored stage's key: bump it when the completion or editing method or their measures change, so
@@ -114,7 +114,7 @@ def completion_part(model: TwinModel, pairs, train: np.ndarray, options, args, o
                         "example": np.round(x[0], 4)}  # (12, L) mV: the figure's record
 
             personal = {"sampling": repr(options)}
-            start = COMPLETION_REGRESSION_START if args.regression_start is None else args.regression_start
+            start = resolve_regression_start(args.regression_start)
             if start < 1.0:  # (absent from pure noise: stages stored before the option stay valid)
                 personal["regression_start"] = start
             depends = {"personal": personal, "population": {"sampling": repr(options)},
@@ -227,8 +227,7 @@ def main() -> None:
     report = {"checkpoint": str(model.checkpoint_path), "fold": args.fold, "n_pairs": len(pairs),
               "n_patients": int(len(np.unique(pairs.patient_id))), "sampling": repr(options),
               "completion_sampling": repr(completion_options),
-              "completion_regression_start": COMPLETION_REGRESSION_START if args.regression_start is None
-              else args.regression_start}
+              "completion_regression_start": resolve_regression_start(args.regression_start)}
     # each stage (one given-lead set, one strength) is stored as it finishes: a rerun of the same settings
     # (model, fold, pairs, sampling, baselines) reuses them, so a long fold-8 run can span sittings
     # each part's stages are keyed by its own settings too (stage options): a new editing sampler keeps the

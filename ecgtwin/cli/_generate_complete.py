@@ -100,9 +100,9 @@ def completion_provenance(args: argparse.Namespace, partial: Any, leads: tuple[s
 
 def regression_start(args: argparse.Namespace) -> float:
     """The SDEdit strength of a personal completion's start from the earlier ECG's lead map (1 = pure noise)."""
-    from ecgtwin.pipeline import COMPLETION_REGRESSION_START
+    from ecgtwin.pipeline import resolve_regression_start
 
-    return COMPLETION_REGRESSION_START if args.regression_start is None else float(args.regression_start)
+    return resolve_regression_start(args.regression_start)
 
 
 def _start_note(args: argparse.Namespace) -> str:

@@ -139,9 +139,10 @@ def check_compatible(model: TwinModel, datamodule: object, pairs: PairArrays) ->
 
 def classifier_label_names(path: str | Path) -> list[str] | None:
     """The label names a ClassifierModule checkpoint was trained on (its data module's vocabulary), or ``None``."""
-    from ecgtwin.training.classifier_module import load_classifier
+    from ecgtwin.training.classifier_module import checkpoint_label_names
+    from ecgtwin.weights import load_weights_only
 
-    return load_classifier(path).label_names
+    return checkpoint_label_names(load_weights_only(path, "classifier checkpoint", "cpu"))  # no network built
 
 
 def classifier_columns(vocabulary: LabelVocabulary, classifier: object) -> np.ndarray:

@@ -226,6 +226,11 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"{str(path)!r} is not a ClassifierModule checkpoint (needs state_dict and hyper_parameters {NET_KEYS})")
     net = ECGClassifier(**{key: hparams[key] for key in NET_KEYS})
     restore(net, ckpt["state_dict"], "net.", path, "classifier")
-    names = (ckpt.get("ECGDataModule") or {}).get("vocabulary", {}).get("names")
-    net.label_names = [str(n) for n in names] if names else None
+    net.label_names = checkpoint_label_names(ckpt)
     return net
+
+
+def checkpoint_label_names(ckpt: dict) -> list[str] | None:
+    """The label names a loaded ClassifierModule checkpoint was trained on (its data module's vocabulary)."""
+    names = (ckpt.get("ECGDataModule") or {}).get("vocabulary", {}).get("names")
+    return [str(n) for n in names] if names else None

@@ -120,9 +120,11 @@ def main() -> None:
             print(f"  {path.name} (step {row['step']}): {row['seconds']:.2f} s/twin", flush=True)
         rows.append(row)
     real = done["real"]
+    rows.sort(key=lambda r: (r.get("step") is None, r.get("step") or 0))  # in training order
     table = markdown_table(rows, real, first="checkpoint")
     table += (f"\n\nn = {rows[0]['n']} fold-7 twins per checkpoint (the same pairs and seeds), setting "
-              f"`{rows[0]['setting']}`; 95% CIs: Wilson for the shares, bootstrap over records for the AUROCs.\n")
+              f"`{rows[0]['setting']}`; 95% CIs: Wilson for the shares, bootstrap over records for the AUROCs; "
+              f"s/twin at {args.threads} thread(s), batch {args.batch_size}, as loaded as the machine was.\n")
     (args.out / "steps.md").write_text(table)
     plot_steps(rows, real, args.out / "steps.png")
     print("\n" + table)

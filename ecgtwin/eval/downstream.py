@@ -29,7 +29,7 @@ import numpy as np
 
 from ecgtwin.api import TwinModel
 from ecgtwin.eval.classifier_fit import fit_classifier, predict_logits
-from ecgtwin.eval.harness_data import PairArrays, split_dataset, twin_specs
+from ecgtwin.eval.harness_data import GenerateFn, PairArrays, plain_generate, split_dataset, twin_specs
 from ecgtwin.eval.metrics import bootstrap_ci, macro_auroc
 
 
@@ -61,6 +61,7 @@ def downstream_section(
     fit_options: Mapping[str, Any] | None = None,
     progress: bool = False,
     label_columns: np.ndarray | None = None,
+    generate: GenerateFn | None = None,
 ) -> dict[str, Any]:
     """``{"metrics": {arm: {...}}, "trts": {...}, "settings": {...}}`` (see the module docstring).
 
@@ -75,11 +76,13 @@ def downstream_section(
         label_columns: the label columns (of the generator's vocabulary, in the classifier's order) every arm is trained
             and scored on (:func:`~ecgtwin.eval.harness_data.classifier_columns`); default all. Twins are still asked
             for the full target condition.
+        generate: ``generate(method, model, specs)`` -> twins; default ``model.generate(specs, **generate_kwargs)``
+            (the harness passes one that stores them chunk by chunk, :meth:`~ecgtwin.eval.harness_store.SectionStore.generated`).
     """
-    gen = dict(generate_kwargs or {})
+    generate = generate or plain_generate(generate_kwargs)
     cols = np.arange(train_pairs.target_labels.shape[1]) if label_columns is None else np.asarray(label_columns)
     train, val, test = ((x, y[:, cols]) for x, y in (train, val, test))  # labels (N, C)
-    synthetic = {name: model.generate(twin_specs(model, train_pairs, seed), **gen) for name, model in models.items()}
+    synthetic = {name: generate(name, model, twin_specs(model, train_pairs, seed)) for name, model in models.items()}
     y_synthetic = train_pairs.target_labels[:, cols].astype(np.float32)
     arms: dict[str, tuple[np.ndarray, np.ndarray]] = {
         "real": train, "real_matched": (train_pairs.target, y_synthetic)}

@@ -28,6 +28,7 @@ as ``twins.npz``, and rerunning the same command skips finished sections
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgtwin.api import TwinModel
+from ecgtwin.api import TwinModel, TwinSpec
 from ecgtwin.pipeline import resolve_sampling
 from ecgtwin.eval.classifier_fit import predict_logits
 from ecgtwin.eval.clinical import heart_rates
 from ecgtwin.eval.fidelity import matched_fidelity_section, matched_rows
-from ecgtwin.eval.harness_data import (PairArrays, check_compatible, classifier_columns, encoding_specs, select_pairs,
-                                      split_arrays, twin_specs)
+from ecgtwin.eval.harness_data import (GenerateFn, PairArrays, check_compatible, classifier_columns, encoding_specs,
+                                      select_pairs, split_arrays, twin_specs)
 from ecgtwin.eval.harness_metrics import (auroc_section, clinical_section, consistency_section, extreme_hr_section,
                                           feature_space, hr_section)
 from ecgtwin.eval.harness_store import SectionStore, run_key
@@ -199,6 +200,13 @@ def evaluate(
     notes = ["copy = the reference ECG returned unchanged (no generation); real = real targets or real-vs-real."]
     reused: list[str] = []
 
+    def stored_generate(stage: str, stage_options: dict[str, Any] | None = None) -> GenerateFn:
+        """Generation of one stage, stored chunk by chunk (a killed run resumes within the stage)."""
+        def generate(method: str, generator: TwinModel, specs: Sequence[TwinSpec]) -> np.ndarray:
+            return store.generated(f"{stage}_{method}", len(specs),
+                                   lambda rows: generator.generate(list(specs[rows]), **gen), stage_options)
+        return generate
+
     # the twins (and the arms they are compared with), kept beside the report
     stored = store.load_twins()
     if stored is not None:
@@ -206,7 +214,7 @@ def evaluate(
         reused.append("twins")
     else:
         specs = twin_specs(model, pairs, seed)
-        signals = {name: m.generate(specs, **gen) for name, m in generators.items()}  # each (P, 12, L)
+        signals = {name: stored_generate("twins")(name, m, specs) for name, m in generators.items()}  # each (P, 12, L)
         store.save_twins({**signals, "copy": pairs.reference, "real": pairs.target, "patient_id": pairs.patient_id,
                           "reference_record": pairs.reference_record, "target_record": pairs.target_record,
                           "target_labels": pairs.target_labels, "label_names": np.array(model.vocabulary.names),
@@ -314,7 +322,8 @@ def evaluate(
         series = select_patients(datamodule, personal_max_patients, seed)
         section = personalized_section(generators, classifier, series, per_condition=personal_per_condition,
                                        steps=personal_steps, lr=personal_lr, n_boot=n_boot, seed=seed,
-                                       generate_kwargs=gen, progress=progress, label_columns=columns)
+                                       generate_kwargs=gen, progress=progress, label_columns=columns,
+                                       generate=stored_generate("personalized", personal_options))
         return {"sections": {"personalized": section}, "notes": ["personalised: " + section.pop("note")]}
 
     def downstream_stage() -> dict[str, Any]:
@@ -325,12 +334,16 @@ def evaluate(
             split_records(datamodule, "train"), split_records(datamodule, "val"), split_records(datamodule, "test"),
             test_twins={k: v for k, v in signals.items() if k != "copy"}, test_pairs=pairs,
             architecture=getattr(classifier, "config", None), epochs=downstream_epochs, n_boot=n_boot, seed=seed,
-            generate_kwargs=gen, progress=progress, label_columns=columns)
+            generate_kwargs=gen, progress=progress, label_columns=columns,
+            generate=stored_generate("downstream", downstream_options))
         return {"sections": {"downstream": section},
                 "notes": ["downstream: every arm is the same classifier trained from scratch for the same epochs, "
                           "selected on the real validation folds and scored on every real test-fold record; TRTS = the "
                           "`real` arm on the test pairs' twins vs their real targets."]}
 
+    personal_options = dict(patients=personal_max_patients, per_condition=personal_per_condition, steps=personal_steps,
+                            lr=personal_lr)
+    downstream_options = dict(max_pairs=downstream_max_pairs, epochs=downstream_epochs)
     fidelity = run("fidelity", fidelity_stage)
     report["settings"].update(fidelity["extra"])
     run("consistency", consistency_stage)
@@ -342,10 +355,9 @@ def evaluate(
         images += [Path(out_dir) / name for name in run("privacy", privacy_stage,
                                                         {"privacy_max_train": privacy_max_train}).get("images", [])]
     if personalized:
-        run("personalized", personalized_stage, dict(patients=personal_max_patients, per_condition=personal_per_condition,
-                                                     steps=personal_steps, lr=personal_lr))
+        run("personalized", personalized_stage, personal_options)
     if downstream:
-        run("downstream", downstream_stage, dict(max_pairs=downstream_max_pairs, epochs=downstream_epochs))
+        run("downstream", downstream_stage, downstream_options)
     if reused:
         notes.append(f"reused from an earlier run of the same command: {', '.join(reused)} (out/sections/, twins.npz).")
     report["settings"]["seconds"] = round(time.perf_counter() - start, 1)

@@ -9,6 +9,7 @@ model's accepted ranges (e.g. PTB-XL's age 300 = "over 89") count as unknown.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,16 @@ from ecgtwin.constants import AGE_RANGE_YEARS, HR_RANGE_BPM
 from ecgtwin.data.conditions import LabelVocabulary
 
 SEX_NAMES = {0.0: "M", 1.0: "F"}
+
+# ``generate(method, model, specs)`` -> twins (N, 12, L): how the harness stages turn specs into twins (plainly,
+# or chunk by chunk through the resumable store: SectionStore.generated)
+GenerateFn = Callable[[str, TwinModel, Sequence[TwinSpec]], np.ndarray]
+
+
+def plain_generate(generate_kwargs: Mapping[str, object] | None = None) -> GenerateFn:
+    """``model.generate(specs, **generate_kwargs)``, ignoring the method name (no storage)."""
+    kwargs = dict(generate_kwargs or {})
+    return lambda method, model, specs: model.generate(specs, **kwargs)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -3,7 +3,9 @@
 ``<out>/sections/<name>.json`` holds one finished stage (its report sections,
 notes and the small arrays its figures need); ``<out>/twins.npz`` holds the
 generated twins and the arms they were compared with, so any other tool can
-judge the very same samples. Both carry the run key: a hash of everything
+judge the very same samples; ``<out>/sections/<set>.<i>.npz`` holds chunk ``i`` of a
+larger generated set (the downstream and personalised stages' twins), so a
+killed run loses at most one chunk of generation. Both carry the run key: a hash of everything
 that determines the results (checkpoints, data, folds, pairs, sampler,
 guidance, seed, options). Rerunning the same command reuses what matches the
 key and computes only the rest; a different command starts afresh.
@@ -56,8 +58,9 @@ class SectionStore:
 
     def clear(self) -> None:
         """Forget every stored stage (the twins file is replaced by the next :meth:`twins`)."""
-        for path in self.folder.glob("*.json"):
-            path.unlink()
+        for pattern in ("*.json", "*.npz"):
+            for path in self.folder.glob(pattern):
+                path.unlink()
 
     # ---------------------------------------------------------------- stages
     def stage_key(self, options: Mapping[str, Any] | None = None) -> str:
@@ -113,3 +116,43 @@ class SectionStore:
 
         _atomic_write(path, write)
         return path
+
+    # ---------------------------------------------------------------- generated sets, chunk by chunk
+    def generated(self, name: str, n: int, generate: Callable[[slice], np.ndarray],
+                  options: Mapping[str, Any] | None = None, chunk: int = 256) -> np.ndarray:
+        """Rows ``0..n`` of a generated set: ``generate(rows)`` -> array of ``len(rows)`` rows, called per chunk of
+        ``chunk`` rows; each chunk is stored as ``sections/<name>.<i>.npz`` under the stage key (of ``options``)
+        and reused by a rerun of the same run. Rows must not depend on the chunking (per-twin seeds)."""
+        if n <= 0:
+            return np.asarray(generate(slice(0, 0)))
+        key = self.stage_key(options)
+        parts = []
+        for i, start in enumerate(range(0, n, chunk)):
+            rows = slice(start, min(start + chunk, n))
+            path = self.folder / f"{name}.{i:04d}.npz"
+            part = _load_chunk(path, key, rows.stop - rows.start)
+            if part is None:
+                part = np.asarray(generate(rows))
+                if len(part) != rows.stop - rows.start:
+                    raise ValueError(f"generate({rows}) returned {len(part)} rows, not {rows.stop - rows.start}")
+                _atomic_write(path, lambda tmp, part=part: _save_chunk(tmp, key, part))
+            parts.append(part)
+        return np.concatenate(parts)  # (n, ...)
+
+
+def _save_chunk(path: Path, key: str, rows: np.ndarray) -> None:
+    with path.open("wb") as handle:
+        np.savez(handle, run_key=np.array(key), rows=rows)
+
+
+def _load_chunk(path: Path, key: str, n: int) -> np.ndarray | None:
+    """The stored rows of one chunk when they belong to ``key`` and number ``n``, else ``None``."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["run_key"]) != key or len(data["rows"]) != n:
+                return None
+            return data["rows"]
+    except (OSError, ValueError, KeyError):
+        return None

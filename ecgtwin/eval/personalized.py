@@ -29,7 +29,7 @@ import numpy as np
 from ecgtwin.api import TwinModel, TwinSpec
 from ecgtwin.data.datasets import patient_records
 from ecgtwin.eval.classifier_fit import binary_metrics, fine_tune, paired_bootstrap, predict_logits
-from ecgtwin.eval.harness_data import condition_of, split_dataset
+from ecgtwin.eval.harness_data import GenerateFn, condition_of, plain_generate, split_dataset
 
 FINETUNE_BATCH = 32
 """Records per fine-tuning step (a patient's whole twin set at the defaults: 5 conditions x 2)."""
@@ -141,13 +141,14 @@ def personalized_section(models: Mapping[str, TwinModel], classifier: Any, serie
                          conditions: Sequence[Sequence[str]] | None = None, per_condition: int = 2, steps: int = 10,
                          lr: float = 1e-4, n_boot: int = 200, seed: int = 0,
                          generate_kwargs: Mapping[str, Any] | None = None, progress: bool = False,
-                         label_columns: np.ndarray | None = None) -> dict[str, Any]:
+                         label_columns: np.ndarray | None = None, generate: GenerateFn | None = None) -> dict[str, Any]:
     """The report section ``{arm: {accuracy, exact_match, macro_f1, macro_auroc, n, delta_*...}}`` and its settings.
 
     ``models``: ``{"twin": personalised model, ["population": population model]}``; every model
     generates from the same specs. ``label_columns``: the generator-vocabulary columns the classifier scores, in
     its order (:func:`~ecgtwin.eval.harness_data.classifier_columns`; default all): the default conditions are
     those labels alone, and the labels the classifier is fine-tuned and scored on are cut to them.
+    ``generate(method, model, specs)`` -> twins; default ``model.generate(specs, **generate_kwargs)``.
     """
     if "twin" not in models:
         raise ValueError("personalized_section needs the personalised model under 'twin'")
@@ -155,12 +156,13 @@ def personalized_section(models: Mapping[str, TwinModel], classifier: Any, serie
     cols = np.arange(len(vocabulary)) if label_columns is None else np.asarray(label_columns)
     names = [vocabulary[i] for i in cols]
     conditions = default_conditions(names) if conditions is None else [list(c) for c in conditions]
+    generate = generate or plain_generate(generate_kwargs)
     specs, labels, owner = personal_specs(models["twin"], series, conditions, per_condition, seed)  # labels (T, V)
     labels = labels[:, cols]  # (T, C) the classifier's columns
     series = replace(series, first_labels=series.first_labels[:, cols], later_labels=series.later_labels[:, cols])
     sets = {"first_ecg": (series.first, series.first_labels.astype(np.float32), np.arange(len(series)))}
     for name, model in models.items():
-        sets[name] = (model.generate(specs, **dict(generate_kwargs or {})), labels, owner)  # (T, 12, L)
+        sets[name] = (generate(name, model, specs), labels, owner)  # (T, 12, L)
     logits = personalized_logits(classifier, series, sets, steps=steps, lr=lr, seed=seed, progress=progress)
     section: dict[str, dict[str, float]] = {}
     for arm, arm_logits in logits.items():

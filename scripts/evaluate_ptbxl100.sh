@@ -11,6 +11,8 @@
 # model's learned null base vector instead.
 # Sampling: ecgtwin.pipeline.DEFAULT_SAMPLING unless given (the v1 report: --sampler dpmpp_2m --steps 25
 # --guidance-condition 1 --guidance-person 1).
+# Sections are stored as they finish (OUT/sections, twins chunk by chunk): rerun the same command to resume.
+# PERSONALIZED=0 / DOWNSTREAM=0 leave that section out for now (a later run with it reuses the rest).
 # Usage: scripts/evaluate_ptbxl100.sh [extra `ecgtwin evaluate` options, e.g. --max-pairs 200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,9 @@ CHECKPOINT=${CHECKPOINT:-ecgtwin/assets/ecgtwin_ptbxl100.pt}
 POPULATION=${POPULATION:-models/population_ptbxl100_v2.pt}   # v1 bundle: models/population_ptbxl100_v1.pt
 CLASSIFIER=${CLASSIFIER:-ecgtwin/assets/classifier_ptbxl100.ckpt}   # bundled reference classifier (folds 1-6, selected on 7)
 OUT=${OUT:-docs/eval_ptbxl100}
+optional=()
+[[ "${PERSONALIZED:-1}" == 1 ]] && optional+=(--personalized)
+[[ "${DOWNSTREAM:-1}" == 1 ]] && optional+=(--downstream)
 if [[ "$POPULATION" == null-base ]]; then
   population=(--population-null-base)
 else
@@ -39,8 +44,7 @@ ecgtwin evaluate \
   --train-folds 1-6 --val-folds 7 --test-folds 8 \
   --classifier "$CLASSIFIER" \
   "${population[@]}" \
-  --personalized \
-  --downstream \
+  "${optional[@]}" \
   --out "$OUT" \
   "$@"
 echo "report: $OUT/report.md"

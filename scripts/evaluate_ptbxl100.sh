@@ -13,6 +13,7 @@
 # --guidance-condition 1 --guidance-person 1).
 # Sections are stored as they finish (OUT/sections, twins chunk by chunk): rerun the same command to resume.
 # PERSONALIZED=0 / DOWNSTREAM=0 leave that section out for now (a later run with it reuses the rest).
+# THREADS=N fixes the CPU threads (default: the CPUs idle at the start; set it when another job just ended).
 # Usage: scripts/evaluate_ptbxl100.sh [extra `ecgtwin evaluate` options, e.g. --max-pairs 200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ OUT=${OUT:-docs/eval_ptbxl100}
 optional=()
 [[ "${PERSONALIZED:-1}" == 1 ]] && optional+=(--personalized)
 [[ "${DOWNSTREAM:-1}" == 1 ]] && optional+=(--downstream)
+[[ -n "${THREADS:-}" ]] && optional+=(--threads "$THREADS")
 if [[ "$POPULATION" == null-base ]]; then
   population=(--population-null-base)
 else

@@ -48,15 +48,20 @@ def files(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
             "cache": folder / "cache", "out": folder / "report"}
 
 
-def test_evaluate_runs_on_a_root_with_only_folds_9_and_10(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_runs_on_a_root_with_only_folds_9_and_10(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import ecgtwin.runtime as runtime
     from ecgtwin.cli.evaluate import main
+
+    monkeypatch.setattr(runtime, "_override", None)  # restored afterwards: --threads fixes the process's count
 
     argv = ["--checkpoint", str(files["bundle"]), "--data-root", str(files["root"]), "--test-folds", "9", "10",
             "--max-pairs", "8", "--steps", "2", "--n-extreme", "2", "--max-clinical", "4", "--n-boot", "10",
             "--classifier", str(files["classifier"]), "--cache-dir", str(files["cache"]), "--out", str(files["out"]),
-            "--quiet"]
+            "--quiet", "--threads", "1"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
+    assert "ecgtwin evaluate: 1 CPU thread(s)" in printed and runtime.default_threads() == 1
     for heading in SECTION_HEADINGS:
         assert heading in printed, heading
     assert "privacy: skipped, the train split holds no records" in printed  # no train folds here: nothing needs them

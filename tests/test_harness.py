@@ -237,6 +237,7 @@ def test_cli_help_is_fast_and_missing_files_are_named(tmp_path: Path) -> None:
     assert main(["--classifier", str(tmp_path / "nope.ckpt")]) == 2
     assert main(["--personalized"]) == 2  # fine-tunes a classifier: --classifier is required
     assert main(["--downstream", "--downstream-epochs", "0"]) == 2
+    assert main(["--threads", "0"]) == 2
     with pytest.raises(SystemExit):  # one population baseline at a time
         main(["--population-null-base", "--population-checkpoint", str(tmp_path / "p.pt")])
     assert main(["--data-root", "data/ptbxl_sample", "--source", "mimic"]) == 2  # no record_list.csv there

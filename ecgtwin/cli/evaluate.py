@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ecgtwin.constants import TIMESTEP_SPACINGS
 from ecgtwin.paths import BUNDLED_SAMPLE, FULL_PTBXL_SPLIT, SAMPLE_SPLIT
+from ecgtwin.runtime import prepare_process
 
 
 def _folds(text: str) -> list[int]:
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--downstream-epochs", type=int, default=8, help="epochs of every downstream classifier (default 8)")
     p.add_argument("--cache-dir", default=None, help="data cache folder (default: the user cache)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: OMP_NUM_THREADS if set, else the "
+                   "CPUs idle at the start, at most 8); give it for a long run started right after another job")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs/eval", help="report folder (default: outputs/eval)")
     p.add_argument("--fresh", action="store_true", help="recompute everything (default: reuse the twins.npz and the "
@@ -173,17 +176,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_args(args)
         folds = _split(args)
+        threads = prepare_process(args.threads)  # before torch is imported
     except (FileNotFoundError, ValueError) as err:
         print(f"ecgtwin evaluate: {err}", file=sys.stderr)
         return 2
+    import torch
+
     from ecgtwin.api import TwinModel
     from ecgtwin.eval.harness import evaluate
     from ecgtwin.eval.harness_data import datamodule_for
     from ecgtwin.training.classifier_module import load_classifier
 
+    torch.set_num_threads(threads)  # the classifiers of the downstream and personalised sections too
+    print(f"ecgtwin evaluate: {threads} CPU thread(s)", flush=True)
     try:
-        model = TwinModel.load(args.checkpoint, device=args.device)
-        population = TwinModel.load(args.population_checkpoint, device=args.device) if args.population_checkpoint else None
+        model = TwinModel.load(args.checkpoint, device=args.device, threads=threads)
+        population = (TwinModel.load(args.population_checkpoint, device=args.device, threads=threads)
+                      if args.population_checkpoint else None)
         if args.population_null_base:
             population = model.without_person()
         # with its label names: the generator's columns are selected by name

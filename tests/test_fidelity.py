@@ -8,6 +8,7 @@ import pytest
 
 from ecgtwin.eval.fidelity import (_mmd_from_kernels, kernel_inception_distance, matched_fidelity_section, matched_rows,
                                    polynomial_kernel, two_sample_bootstrap)
+from ecgtwin.eval.metrics import frechet_distance
 
 
 def exact_moments(n: int, mean: np.ndarray, seed: int) -> np.ndarray:
@@ -55,6 +56,24 @@ def test_shifted_gaussians_have_the_known_fd_and_a_ci_around_it() -> None:
     assert out["fd"] == pytest.approx(f * 1.5**2, rel=1e-6)  # same covariance: FD = ||mu_a - mu_b||^2 = 9
     assert out["fd_low"] < 9.0 < out["fd_high"]
     assert out["kid"] > 0.5 and out["kid_low"] > 0  # clearly separated
+
+
+def test_fd_interval_is_corrected_for_the_inflation_of_resampled_fds() -> None:
+    # many features, few rows (the harness: 128 classifier features, n = 129): a resample with repeated rows has
+    # a larger FD, so the plain percentile interval of the resampled FDs lies wholly above the estimate
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(60, 30)), rng.normal(size=(60, 30))
+    out = two_sample_bootstrap(a, b, n_boot=100, seed=0)
+    rng = np.random.default_rng(0)
+    plain = []
+    for _ in range(100):  # the same resamples, uncorrected
+        ix, iy = rng.integers(0, 60, 60), rng.integers(0, 60, 60)
+        plain.append(frechet_distance(a[ix], b[iy]))
+    assert np.quantile(plain, 0.025) > out["fd"]  # the defect the correction removes
+    assert out["fd_low"] < out["fd"] < out["fd_high"]
+    width = np.quantile(plain, 0.975) - np.quantile(plain, 0.025)
+    assert out["fd_high"] - out["fd_low"] == pytest.approx(width)  # same spread, moved by the bias
+    assert out["fd_high"] - out["fd"] == pytest.approx(np.quantile(plain, 0.975) - np.mean(plain))
 
 
 def test_matched_rows_are_patient_disjoint_and_equal_sized() -> None:

@@ -22,7 +22,7 @@ DATA=../shared/data/ptbxl100
 CHECKPOINT=${CHECKPOINT:-ecgtwin/assets/ecgtwin_ptbxl100.pt}
 POPULATION=${POPULATION:-models/population_ptbxl100_v2.pt}   # v1 bundle: models/population_ptbxl100_v1.pt
 CLASSIFIER=${CLASSIFIER:-ecgtwin/assets/classifier_ptbxl100.ckpt}   # bundled reference classifier (folds 1-6, selected on 7)
-OUT=${OUT:-docs/eval_ptbxl100}
+OUT=${OUT:-docs/eval_ptbxl100_v2}   # the v1 report: OUT=docs/eval_ptbxl100
 optional=()
 [[ "${PERSONALIZED:-1}" == 1 ]] && optional+=(--personalized)
 [[ "${DOWNSTREAM:-1}" == 1 ]] && optional+=(--downstream)
